@@ -1,0 +1,270 @@
+"""Command line: `python -m digitlab train|evaluate|predict|runs`. The same functions the dashboard calls.
+
+Exit codes: 0 success; 2 bad usage or bad input (one line saying what was wrong, what is allowed, how to fix);
+1 unexpected failure (set DIGITLAB_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import config as cfg
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: exit code 2, message on one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage dump becomes one line with a pointer to --help
+        raise UsageError(f"{message}. Run `python -m digitlab {self.prog.split()[-1]} --help` for the options.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="digitlab", description="Train, evaluate and use handwritten-digit models on MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model; progress on stderr, a JSON summary line on stdout")
+    t.add_argument("--model", choices=cfg.MODELS, default="cnn")
+    t.add_argument("--preset", choices=cfg.PRESETS, default="reference",
+                   help="sets many options at once; the flags below override it (default: reference)")
+    t.add_argument("--epochs", type=int, dest="num_epochs")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--learning-rate", type=float)
+    t.add_argument("--optimizer", choices=cfg.OPTIMIZERS)
+    t.add_argument("--schedule", choices=cfg.SCHEDULES, help="learning-rate schedule")
+    t.add_argument("--dropout", type=float, dest="dropout_rate")
+    t.add_argument("--hidden-units", type=int, help="ANN hidden layer / CNN dense layer width")
+    t.add_argument("--filters", type=_int_list, help="CNN filters per Conv/MaxPool block, e.g. 32,64")
+    t.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--validation-split", type=float)
+    t.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="epochs without val_loss gain; 0 = off")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--train-limit", type=int, metavar="N", help="use only the first N training images")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--export", metavar="PATH.keras", help="also save the model and its card (PATH.json)")
+    t.add_argument("--json", action="store_true", help="machine-readable output only")
+    t.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
+
+    e = sub.add_parser("evaluate", help="score a model on the 10k MNIST test images")
+    e.add_argument("model", help="a .keras file, a shipped model (ann, cnn) or a run id")
+    e.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("predict", help="predict the digit in PNG/JPEG images")
+    p.add_argument("model", help="a .keras file, a shipped model (ann, cnn) or a run id")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+
+    r = sub.add_parser("runs", help="list tracked runs, newest first")
+    r.add_argument("--limit", type=int, default=50)
+    r.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs}[
+            args.command](args)
+    except UsageError as error:
+        print(f"digitlab: error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # config validation, bad ids, refused model files: all bad input
+        print(f"digitlab: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("digitlab: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("DIGITLAB_DEBUG"):
+            raise
+        print(f"digitlab: unexpected error: {type(error).__name__}: {error} "
+              "(set DIGITLAB_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    overrides = {k: getattr(args, k) for k in (
+        "num_epochs", "batch_size", "learning_rate", "optimizer", "schedule", "dropout_rate", "hidden_units",
+        "filters", "batch_norm", "validation_split", "augment", "train_limit", "seed")}
+    config = cfg.preset(args.preset, model=args.model, **overrides)
+    if args.early_stopping is not None:  # 0 turns it off, which a None override could not say
+        config = config.replace(early_stopping=args.early_stopping or None)
+    if args.export and not args.export.endswith(".keras"):
+        raise UsageError(f"--export must name a .keras file, got {args.export!r}")
+    _quiet_tensorflow_import()
+    from .jobs import run_training  # noqa: PLC0415
+
+    bar = None if args.json else _ProgressBar(sys.stderr)
+    outcome = run_training(config, preset=args.preset, track=not args.no_track, export=args.export,
+                           on_progress=bar)
+    summary = outcome.summary()
+    if not args.json:
+        print(f"test accuracy {summary['test_accuracy']:.2%}  test loss {summary['test_loss']:.4f}  "
+              f"trained {summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s"
+              + (f"  (stopped: {summary['stopped']})" if summary["stopped"] else "")
+              + (f"  run {outcome.run_id}" if outcome.run_id else ""), file=sys.stderr)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    model = _load_model(args.model)
+    from .data import load_mnist  # noqa: PLC0415
+    from .evaluation import evaluate_model  # noqa: PLC0415
+    from .preprocessing import scale_images  # noqa: PLC0415
+
+    data = load_mnist()
+    report = evaluate_model(model, scale_images(data.x_test), data.y_test)
+    if args.json:
+        print(json.dumps({"model": args.model, **report.to_dict()}))
+        return 0
+    d = report.to_dict()
+    print(f"{args.model}: accuracy {d['accuracy']:.2%}  loss {d['loss']:.4f}  "
+          f"AUC macro {d['auc']['macro']:.5f}  micro {d['auc']['micro']:.5f}  ({d['num_images']} test images)")
+    print("digit  precision  recall     f1  support    AUC")
+    for c, m in d["per_class"].items():
+        print(f"{c:>5}  {m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:.4f}  {m['support']:7d}  "
+              f"{d['auc'][c]:.5f}")
+    pairs = ", ".join(f"{p['true']}→{p['predicted']} ×{p['count']}" for p in d["confused_pairs"][:5])
+    print(f"most confused (true→predicted): {pairs or 'none'}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .preprocessing import BlankImageError, load_image_file, prepare_image  # noqa: PLC0415
+
+    # Read every image first, so bad input is reported before the model (and TensorFlow) loads.
+    prepared, failed = {}, False
+    for name in args.images:
+        try:
+            prepared[name] = prepare_image(load_image_file(name)).image
+        except FileNotFoundError:
+            failed = _report_bad_image(args, name, "no such file")
+        except BlankImageError:
+            failed = _report_bad_image(args, name, "no digit found (blank or too faint image)")
+        except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError
+            failed = _report_bad_image(args, name, f"not a readable image ({_short(error)}); use PNG or JPEG")
+    if prepared:
+        import numpy as np  # noqa: PLC0415
+
+        model = _load_model(args.model)
+        names = list(prepared)
+        probabilities = np.asarray(model(np.stack([prepared[n] for n in names]), training=False))
+        for name, probs in zip(names, probabilities):
+            digit = int(probs.argmax())
+            if args.json:
+                print(json.dumps({"file": name, "digit": digit, "probabilities": [round(float(p), 6) for p in probs]}))
+            else:
+                print(f"{name}  digit {digit}  ({probs[digit]:.1%})")
+    return 2 if failed else 0
+
+
+def cmd_runs(args) -> int:
+    from .tracking import RunStore  # noqa: PLC0415
+
+    store = RunStore()
+    store.recover()
+    runs = store.list_runs(max_results=args.limit)
+    if args.json:
+        for run in runs:
+            print(json.dumps({"run_id": run.run_id, "name": run.name, "status": run.status, "stopped": run.stopped,
+                              "start_time": run.start_time, "model": run.config.model if run.config else None,
+                              "preset": run.preset, "metrics": run.metrics}))
+        return 0
+    if not runs:
+        print("no runs yet: train one with `python -m digitlab train --model cnn --epochs 3`")
+        return 0
+    print(f"{'run id':32}  {'started':16}  {'model':5}  {'preset':9}  {'epochs':>6}  {'test acc':>8}  "
+          f"{'train s':>7}  status")
+    for run in runs:
+        acc = run.metrics.get("test_accuracy")
+        secs = run.metrics.get("train_seconds")
+        epochs = run.config.num_epochs if run.config else "?"
+        status = run.status.lower() + (f" ({run.stopped})" if run.stopped else "")
+        print(f"{run.run_id:32}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(run.start_time)):16}  "
+              f"{run.config.model if run.config else '?':5}  {run.preset or '-':9}  {epochs!s:>6}  "
+              f"{f'{acc:.2%}' if acc is not None else '-':>8}  {f'{secs:.1f}' if secs is not None else '-':>7}  "
+              f"{status}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+def _load_model(name: str):
+    """A .keras path, a shipped id (ann, cnn) or a run id → a Keras model (safe mode, never .h5)."""
+    _quiet_tensorflow_import()
+    from . import tracking  # noqa: PLC0415
+
+    if name in tracking.SHIPPED or tracking._RUN_ID.match(name):
+        store = None if name in tracking.SHIPPED else tracking.RunStore()
+        return store.load_model(name) if store else tracking.load_model_file(tracking.SHIPPED_DIR / f"{name}.keras")
+    return tracking.load_model_file(Path(name))
+
+
+def _report_bad_image(args, name, why) -> bool:
+    if args.json:
+        print(json.dumps({"file": name, "digit": None, "error": why}))
+    print(f"digitlab: error: {name}: {why}", file=sys.stderr)
+    return True
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 32,64, got {text!r}") from None
+
+
+def _short(error: Exception) -> str:
+    return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+
+
+def _quiet_tensorflow_import() -> None:
+    """Import TensorFlow with its native start-up log lines (printed before logging is set up) silenced."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            with contextlib.suppress(ImportError):
+                import tensorflow  # noqa: F401, PLC0415
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _ProgressBar:
+    """A text progress bar with ETA; redraws in place on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, stream):
+        self.stream, self.tty = stream, stream.isatty()
+
+    def __call__(self, p) -> None:
+        if not (self.tty or p.epoch_end):
+            return
+        width = 24
+        filled = int(width * p.batch / p.batches_per_epoch)
+        logs = p.logs
+        text = (f"epoch {p.epoch}/{p.num_epochs} [{'#' * filled}{'.' * (width - filled)}] "
+                f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', float('nan')):.4f}")
+        if p.epoch_end and "val_loss" in logs:
+            text += f" | val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f}"
+        text += f" | {p.elapsed:.0f}s elapsed" + (f", ETA {p.eta:.0f}s" if p.eta is not None and p.fraction < 1 else "")
+        end = "\n" if p.epoch_end else ""
+        self.stream.write(("\r\x1b[2K" if self.tty else "") + text + end)
+        self.stream.flush()

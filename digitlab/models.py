@@ -1,0 +1,41 @@
+"""Build the ANN and the CNN from a RunConfig. Both take float32 (n, 28, 28) in [0, 1] and return (n, 10) softmax."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .config import RunConfig
+from .preprocessing import augmentation_layers
+
+
+def build_model(config: RunConfig) -> keras.Model:
+    """The network the config describes, uncompiled. Augmentation layers (if any) are no-ops at inference."""
+    inputs = keras.Input(shape=(28, 28), name="image")  # (n, 28, 28)
+    x = inputs
+    if config.augment:
+        x = layers.Reshape((28, 28, 1))(x)
+        x = augmentation_layers(seed=config.seed)(x)
+    if config.model == "ann":
+        x = layers.Flatten()(x)  # (n, 784)
+        x = layers.Dense(config.hidden_units, activation="relu")(x)
+    else:
+        x = layers.Reshape((28, 28, 1))(x)  # (n, 28, 28, 1)
+        for filters in config.filters:
+            x = layers.Conv2D(filters, 3, use_bias=not config.batch_norm,
+                              activation=None if config.batch_norm else "relu")(x)
+            if config.batch_norm:
+                x = layers.BatchNormalization()(x)
+                x = layers.Activation("relu")(x)
+            x = layers.MaxPooling2D(2)(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(config.hidden_units, activation="relu")(x)
+    if config.dropout_rate > 0:
+        x = layers.Dropout(config.dropout_rate)(x)
+    outputs = layers.Dense(10, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=config.model)
+
+
+def count_parameters(config: RunConfig) -> int:
+    """Trainable + non-trainable parameters of the network `config` describes."""
+    return build_model(config).count_params()

@@ -1,0 +1,140 @@
+"""From pixels to model inputs: scaling, one-hot labels, training augmentation, and any image → MNIST-style 28×28.
+
+MNIST digits were size-normalised so the longer side fits 20 px (anti-aliased, so grey levels remain) and centred
+in 28×28 by their centre of mass (LeCun, Cortes, Burges). `prepare_image` does the same to a drawing or a photo:
+ink → crop → 20 px → paste into 28×28 → shift the centre of mass to (14, 14). Measured on the MNIST test set, that
+centre is at (13.99, 14.00) ± 0.29 and the longer side is exactly 20 px for every digit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+NUM_CLASSES = 10
+BOX, SIZE = 20, 28  # MNIST's digit box and image size, in pixels
+MIN_INK_PIXELS = 0.0005  # fraction of the image that must carry ink; below that the image counts as blank
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training inputs
+# ---------------------------------------------------------------------------------------------------------------
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """uint8 (n, 28, 28) → float32 (n, 28, 28) in [0, 1]."""
+    return np.asarray(images, np.float32) / 255.0
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """int (n,) → float32 (n, 10)."""
+    return np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(labels)]
+
+
+def augmentation_layers(*, seed: int = 0):
+    """Random rotation (±8°), zoom (±10%) and translation (±10%), active only in training (Keras layers)."""
+    import keras  # noqa: PLC0415 - keep TensorFlow off the import path of this module
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomRotation(0.022, fill_mode="constant", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 1),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 2),
+        ],
+        name="augmentation",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Any image → MNIST-style 28×28
+# ---------------------------------------------------------------------------------------------------------------
+
+class BlankImageError(ValueError):
+    """The image holds no digit (blank, near-blank or too faint)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Every step of the preparation, so a UI can show raw → cropped → 20 px → centred."""
+
+    ink: np.ndarray  # (H, W) float32 in [0, 1]: 1 = ink, 0 = background, at full resolution
+    cropped: np.ndarray  # (h, w) float32: the ink's bounding box
+    resized: np.ndarray  # (≤20, ≤20) float32: longer side 20 px, aspect ratio kept
+    image: np.ndarray  # (28, 28) float32 in [0, 1]: the model input, centre of mass at (14, 14)
+
+
+def prepare_image(image: np.ndarray) -> Prepared:
+    """Prepare a drawing or photo the way MNIST digits were prepared.
+
+    image : array of shape (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 (0-255) or float (0-1).
+        With a transparent background (the drawing canvas), ink is the alpha channel; when opaque, ink is the
+        luminance, inverted when the background (the border) is light, so dark-on-light and light-on-dark both work.
+
+    Raises BlankImageError when there is no digit to see.
+    """
+    ink = ink_from_image(image)
+    threshold = 0.2 * ink.max() if ink.max() > 0 else 1.0
+    mask = ink > threshold
+    if ink.max() < 0.15 or mask.mean() < MIN_INK_PIXELS or mask.sum() < 3:
+        raise BlankImageError("no digit found: the image is blank or too faint. Draw a digit.")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    resized = _fit_longer_side(cropped, BOX)
+    return Prepared(ink=ink, cropped=cropped, resized=resized, image=_centre(resized))
+
+
+def ink_from_image(image: np.ndarray) -> np.ndarray:
+    """(H, W[, C]) image → (H, W) float32 ink in [0, 1], 1 where the digit is."""
+    pixels = np.asarray(image)
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
+    if min(pixels.shape[:2]) < 8:
+        raise ValueError(f"image must be at least 8×8 pixels, got {pixels.shape[1]}×{pixels.shape[0]}")
+    pixels = pixels.astype(np.float32) / (255.0 if pixels.dtype == np.uint8 or pixels.max() > 1 else 1.0)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        alpha = pixels[..., 3]
+        if alpha.min() < 0.99:  # transparent background: the stroke is wherever something was painted
+            return alpha
+        pixels = pixels[..., :3]
+    grey = pixels @ np.array([0.299, 0.587, 0.114], np.float32) if pixels.ndim == 3 and pixels.shape[2] == 3 else (
+        pixels.reshape(pixels.shape[:2]))
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    ink = 1.0 - grey if np.median(border) > 0.5 else grey
+    # Stretch so the background is 0 and the darkest stroke 1 (photos are rarely pure black on pure white).
+    background = np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))
+    return np.clip((ink - background) / max(ink.max() - background, 1e-6), 0, 1).astype(np.float32)
+
+
+def load_image_file(path) -> np.ndarray:
+    """Read a PNG/JPEG (any size, any mode) as a uint8 array for `prepare_image`."""
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            return np.asarray(img.convert("RGBA"))
+        return np.asarray(img.convert("L"))
+
+
+def _fit_longer_side(ink: np.ndarray, size: int) -> np.ndarray:
+    """Scale so the longer side is `size` px, keeping the aspect ratio; area averaging keeps grey levels."""
+    h, w = ink.shape
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    out = np.asarray(Image.fromarray(ink, mode="F").resize((new_w, new_h), method), np.float32)
+    return np.clip(out / max(out.max(), 1e-6), 0, 1)  # the stroke's core is full ink, as in MNIST
+
+
+def _centre(resized: np.ndarray) -> np.ndarray:
+    """Paste into 28×28, then translate by whole pixels so the centre of mass lands on (14, 14)."""
+    out = np.zeros((SIZE, SIZE), np.float32)
+    h, w = resized.shape
+    top, left = (SIZE - h) // 2, (SIZE - w) // 2
+    out[top:top + h, left:left + w] = resized
+    cy, cx = ndimage.center_of_mass(out)
+    dy, dx = int(round(SIZE / 2 - cy)), int(round(SIZE / 2 - cx))
+    # Never push ink off the image: clamp the shift to the empty margin on each side.
+    dy = int(np.clip(dy, -top, SIZE - h - top))
+    dx = int(np.clip(dx, -left, SIZE - w - left))
+    return np.roll(out, (dy, dx), axis=(0, 1))

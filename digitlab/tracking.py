@@ -1,0 +1,239 @@
+"""Tracked runs (MLflow) and the one place that loads a model.
+
+A run is created when training starts (status RUNNING), gets per-epoch metrics as they come, and at the end its
+test metrics, evaluation report, test-set probabilities and `.keras` model as artifacts (status FINISHED). A run
+whose process died stays RUNNING in MLflow; `RunStore.recover` marks it FAILED with the tag
+`digitlab.stopped=interrupted`.
+
+Models load only by id: "ann"/"cnn" (the shipped models in models/) or a run id (32 hex digits), always `.keras`
+with `safe_mode=True`. `load_model_file` applies the same rules to a path given on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from .config import RunConfig
+from .data import PROJECT_DIR, home_dir
+
+EXPERIMENT = "digitlab"
+SHIPPED_DIR = PROJECT_DIR / "models"
+SHIPPED = ("cnn", "ann")
+MODEL_ARTIFACT = "model/model.keras"
+REPORT_ARTIFACT = "evaluation/report.json"
+PROBABILITIES_ARTIFACT = "evaluation/test_probabilities.npy"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ModelLoadError(ValueError):
+    """A model id or file was refused or could not be read; the message says why and what to do."""
+
+
+def tracking_uri() -> str:
+    """`$MLFLOW_TRACKING_URI`, else a SQLite file in DigitLab's data folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home_dir() / 'mlflow.db'}"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    name: str
+    status: str  # RUNNING, FINISHED, FAILED, KILLED
+    stopped: str  # "" or why it ended early: early_stopping, cancelled, interrupted, ...
+    start_time: float  # seconds since the epoch
+    config: RunConfig | None  # None when the params do not form a valid config (a run not made by DigitLab)
+    preset: str
+    metrics: dict  # final values: test_accuracy, test_loss, train_seconds, val_accuracy, ...
+    tags: dict
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("test_accuracy")
+
+
+class RunStore:
+    """MLflow runs of the `digitlab` experiment in one tracking store."""
+
+    def __init__(self, uri: str | None = None):
+        from mlflow import MlflowClient  # noqa: PLC0415 - MLflow takes ~1.5 s to import
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # after the import, which sets up its logging
+
+        self.uri = uri or tracking_uri()
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        experiment = self.client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            location = None
+            if self.uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the CWD
+                location = (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+            self.experiment_id = self.client.create_experiment(EXPERIMENT, artifact_location=location)
+        else:
+            self.experiment_id = experiment.experiment_id
+
+    # --- writing -----------------------------------------------------------------------------------------------
+
+    def start_run(self, config: RunConfig, *, preset: str = "", tags: dict | None = None) -> str:
+        from mlflow.entities import Param  # noqa: PLC0415
+
+        all_tags = {"digitlab.model": config.model, "digitlab.preset": preset, "digitlab.pid": str(os.getpid()),
+                    **(tags or {})}
+        run = self.client.create_run(self.experiment_id, run_name=_run_name(config, preset), tags=all_tags)
+        params = {**config.to_params(), "preset": preset}
+        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+        return run.info.run_id
+
+    def log_epoch(self, run_id: str, epoch: int, values: dict) -> None:
+        """Per-epoch metrics (loss, accuracy, val_loss, val_accuracy, seconds) at step `epoch` (0-based)."""
+        from mlflow.entities import Metric  # noqa: PLC0415
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[
+            Metric("epoch_seconds" if k == "seconds" else k, float(v), now, epoch) for k, v in values.items()])
+
+    def finish_run(self, run_id: str, *, model, report, train_seconds: float, num_parameters: int,
+                   stopped: str | None) -> None:
+        """Log the final metrics and artifacts, then mark the run FINISHED."""
+        from mlflow.entities import Metric  # noqa: PLC0415
+
+        now = int(time.time() * 1000)
+        final = {"test_accuracy": report.accuracy, "test_loss": report.loss, "test_auc_macro": report.auc["macro"],
+                 "train_seconds": train_seconds, "num_parameters": num_parameters}
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in final.items()])
+        with tempfile.TemporaryDirectory() as tmp:
+            model_path = Path(tmp) / "model.keras"
+            model.save(model_path)
+            self.client.log_artifact(run_id, str(model_path), "model")
+            (Path(tmp) / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
+            np.save(Path(tmp) / "test_probabilities.npy", report.probabilities.astype(np.float32))
+            self.client.log_artifact(run_id, str(Path(tmp) / "report.json"), "evaluation")
+            self.client.log_artifact(run_id, str(Path(tmp) / "test_probabilities.npy"), "evaluation")
+        self.client.set_tag(run_id, "digitlab.stopped", stopped or "")
+        self.client.set_terminated(run_id, "FINISHED")  # last: a FINISHED run always has its artifacts
+
+    def fail_run(self, run_id: str, reason: str) -> None:
+        self.client.set_tag(run_id, "digitlab.stopped", reason)
+        self.client.set_terminated(run_id, "KILLED" if reason == "cancelled" else "FAILED")
+
+    def recover(self) -> list[str]:
+        """Mark RUNNING runs whose process is gone as FAILED/interrupted; returns their ids."""
+        fixed = []
+        for run in self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'"):
+            pid = int(run.data.tags.get("digitlab.pid", "0") or 0)
+            if not _process_alive(pid):
+                self.fail_run(run.info.run_id, "interrupted")
+                fixed.append(run.info.run_id)
+        return fixed
+
+    # --- reading -----------------------------------------------------------------------------------------------
+
+    def list_runs(self, *, max_results: int = 500, filter_string: str = "") -> list[RunSummary]:
+        """Runs newest first."""
+        runs = self.client.search_runs([self.experiment_id], filter_string, max_results=max_results,
+                                       order_by=["attributes.start_time DESC"])
+        return [_summary(run) for run in runs]
+
+    def get_run(self, run_id: str) -> RunSummary:
+        return _summary(self.client.get_run(check_run_id(run_id)))
+
+    def history(self, run_id: str) -> dict[str, list[float]]:
+        """Per-epoch metrics of a run: {"loss": [...], "val_accuracy": [...], ...} ordered by epoch."""
+        out = {}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+            points = sorted(self.client.get_metric_history(check_run_id(run_id), key), key=lambda m: m.step)
+            if points:
+                out[key] = [m.value for m in points]
+        return out
+
+    def artifact_path(self, run_id: str, artifact: str) -> Path:
+        """Local path of a run's artifact (downloaded first when the store is remote)."""
+        uri = self.client.get_run(check_run_id(run_id)).info.artifact_uri
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            path = Path(unquote(parsed.path)) / artifact
+        else:
+            path = Path(self.client.download_artifacts(run_id, artifact, tempfile.mkdtemp()))
+        if not path.exists():
+            raise ModelLoadError(f"run {run_id} has no {artifact}; it did not finish. Pick a finished run.")
+        return path
+
+    def load_model(self, model_id: str):
+        """Load a model by id: "ann"/"cnn" (shipped) or a run id."""
+        if model_id in SHIPPED:
+            return load_model_file(SHIPPED_DIR / f"{model_id}.keras")
+        return load_model_file(self.artifact_path(model_id, MODEL_ARTIFACT))
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ModelLoadError(f"run id must be 32 lowercase hex digits (see `python -m digitlab runs`), "
+                             f"got {str(run_id)[:80]!r}")
+    return run_id
+
+
+def load_model_file(path) -> object:
+    """Load a `.keras` file with safe_mode=True. Refuses `.h5`/other formats and models that carry code."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelLoadError(f"{path.name}: only .keras model files are loaded (got {path.suffix or 'no suffix'}); "
+                             "legacy .h5 files can run arbitrary code. Re-save the model as .keras.")
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such model file. Check the path, or use a shipped id: ann, cnn.")
+    import keras  # noqa: PLC0415
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "Lambda" in str(error) or "unsafe" in str(error).lower():
+            raise ModelLoadError(f"{path.name}: refused, the model carries code (e.g. a Lambda layer) that "
+                                 "DigitLab never runs. Use a model built from standard layers.") from None
+        raise ModelLoadError(f"{path.name}: not a valid Keras model ({_first_line(error)}).") from None
+    except Exception as error:  # zip errors, missing weights, truncated files, ...
+        raise ModelLoadError(f"{path.name}: could not be read as a Keras model ({_first_line(error)}). "
+                             "The file may be corrupt or incomplete; re-export it.") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def _summary(run) -> RunSummary:
+    params = dict(run.data.params)
+    try:
+        config = RunConfig.from_params(params)
+    except (ValueError, TypeError):
+        config = None
+    return RunSummary(
+        run_id=run.info.run_id, name=run.info.run_name or "", status=run.info.status,
+        stopped=run.data.tags.get("digitlab.stopped", ""), start_time=run.info.start_time / 1000,
+        config=config, preset=params.get("preset", ""), metrics=dict(run.data.metrics), tags=dict(run.data.tags))
+
+
+def _run_name(config: RunConfig, preset: str) -> str:
+    shape = f"{config.hidden_units}" if config.model == "ann" else "-".join(map(str, config.filters))
+    return f"{config.model}-{shape}-{preset or 'custom'}-{time.strftime('%m%d-%H%M%S')}"
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

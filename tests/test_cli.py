@@ -1,0 +1,111 @@
+"""The CLI's output contract and exit codes. Bad input runs in-process (fast); the happy paths run
+`python -m digitlab` as a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.cli import main
+from tests.conftest import digit_images
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "digitlab", *args], capture_output=True, text=True, cwd=PROJECT,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "rnn"], "argument --model: invalid choice: 'rnn'"),
+    (["train", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+    (["train", "--learning-rate", "5"], r"learning_rate must be a number in (0, 1], got 5.0"),
+    (["train", "--dropout", "1.5"], "dropout_rate must be a number in [0, 0.9], got 1.5"),
+    (["train", "--filters", "32,x"], "expected comma-separated integers like 32,64"),
+    (["train", "--train-limit", "10"], "train_limit must be an integer in [100, 60000], got 10"),
+    (["train", "--export", "model.h5"], "--export must name a .keras file"),
+    (["train", "--validation-split", "0", "--early-stopping", "2"], "early_stopping needs a validation split"),
+    (["evaluate", "model.h5"], "only .keras model files are loaded"),
+    (["evaluate", "nothing-here.keras"], "no such model file"),
+    (["evaluate", "0123456789abcdef0123456789abcdef"], "0123456789abcdef0123456789abcdef"),
+    (["predict", "cnn", "/no/such/image.png"], "/no/such/image.png: no such file"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: command"),
+])
+def test_bad_input_exits_2_with_one_line(argv, message, capsys, tracking_uri):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert err.startswith("digitlab: error:") and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_blank_and_unreadable_images_exit_2(tmp_path, capsys, mnist):
+    Image.new("L", (100, 100), 255).save(tmp_path / "blank.png")
+    (tmp_path / "text.png").write_text("not an image")
+    Image.fromarray(mnist.x_test[0]).save(tmp_path / "seven.png")
+    assert main(["predict", "cnn", str(tmp_path / "blank.png"), str(tmp_path / "text.png"),
+                 str(tmp_path / "seven.png"), "--json"]) == 2
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0] == {"file": str(tmp_path / "blank.png"), "digit": None,
+                        "error": "no digit found (blank or too faint image)"}
+    assert lines[1]["digit"] is None and "not a readable image" in lines[1]["error"]
+    assert lines[2]["digit"] == 7  # the good image is still answered
+    assert "Traceback" not in err
+
+
+def test_predict_contract_on_real_digits(tmp_path, mnist):
+    digits, labels = digit_images(mnist)
+    files = []
+    for digit, label in zip(digits, labels):
+        big = np.asarray(Image.fromarray(digit).resize((200, 150), Image.Resampling.BILINEAR))
+        path = tmp_path / f"d{label}.{'jpg' if label % 2 else 'png'}"
+        Image.fromarray(255 - big if label % 3 else big).save(path)  # dark-on-light and light-on-dark mixed
+        files.append(str(path))
+    plain = run_cli("predict", "models/cnn.keras", *files)
+    assert plain.returncode == 0, plain.stderr
+    for line, label, file in zip(plain.stdout.splitlines(), labels, files):
+        assert line.startswith(f"{file}  digit {label}  (") and line.endswith("%)"), line
+    as_json = run_cli("predict", "ann", *files, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [r["file"] for r in rows] == files
+    assert sum(r["digit"] == label for r, label in zip(rows, labels)) >= 9
+    assert all(len(r["probabilities"]) == 10 and abs(sum(r["probabilities"]) - 1) < 1e-4 for r in rows)
+
+
+def test_train_evaluate_runs_end_to_end(tmp_path, tracking_uri):
+    export = tmp_path / "tiny.keras"
+    train = run_cli("train", "--model", "ann", "--epochs", "1", "--train-limit", "1000", "--hidden-units", "32",
+                    "--export", str(export), "--json")
+    assert train.returncode == 0, train.stderr
+    summary = json.loads(train.stdout.strip().splitlines()[-1])
+    assert len(summary["run_id"]) == 32 and summary["test_accuracy"] > 0.6 and summary["train_seconds"] > 0
+    card = json.loads(export.with_suffix(".json").read_text())
+    assert card["test_accuracy"] == summary["test_accuracy"] and card["config"]["hidden_units"] == "32"
+    assert card["command"].startswith("python -m digitlab train --model ann")
+
+    evaluate = run_cli("evaluate", str(export), "--json")
+    assert evaluate.returncode == 0, evaluate.stderr
+    report = json.loads(evaluate.stdout)
+    assert report["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert {"loss", "per_class", "auc"} <= set(report)
+
+    runs = run_cli("runs")
+    assert runs.returncode == 0 and summary["run_id"] in runs.stdout and "finished" in runs.stdout
+    by_id = run_cli("evaluate", summary["run_id"])
+    assert by_id.returncode == 0 and "accuracy" in by_id.stdout
+
+
+def test_train_progress_goes_to_stderr_and_json_to_stdout(tracking_uri):
+    result = run_cli("train", "--model", "ann", "--epochs", "2", "--train-limit", "500", "--no-track")
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/2" in result.stderr and "epoch 2/2" in result.stderr and "val_acc" in result.stderr
+    assert json.loads(result.stdout)["run_id"] is None

@@ -1,0 +1,72 @@
+import pytest
+
+from digitlab.config import PRESETS, RunConfig, preset
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model", "rnn", r"model must be one of 'ann', 'cnn', got 'rnn'"),
+    ("hidden_units", 0, r"hidden_units must be an integer in \[1, 4096\], got 0"),
+    ("hidden_units", 12.5, r"hidden_units must be an integer"),
+    ("filters", (), r"filters must be a tuple of 1 to 3"),
+    ("filters", [32, 64], r"filters must be a tuple"),
+    ("filters", (32, -1), r"filters must be an integer in \[1, 512\], got -1"),
+    ("dropout_rate", 0.95, r"dropout_rate must be a number in \[0, 0.9\], got 0.95"),
+    ("dropout_rate", "0.2", r"dropout_rate must be a number"),
+    ("batch_norm", 1, r"batch_norm must be True or False, got 1"),
+    ("num_epochs", 0, r"num_epochs must be an integer in \[1, 200\], got 0"),
+    ("batch_size", 5000, r"batch_size must be an integer in \[1, 4096\], got 5000"),
+    ("optimizer", "adagrad", r"optimizer must be one of 'adam', 'sgd', 'rmsprop', got 'adagrad'"),
+    ("learning_rate", 5.0, r"learning_rate must be a number in \(0, 1\], got 5.0"),
+    ("learning_rate", 0.0, r"learning_rate must be a number in \(0, 1\], got 0.0"),
+    ("schedule", "cyclic", r"schedule must be one of 'constant', 'onecycle'"),
+    ("validation_split", 0.6, r"validation_split must be a number in \[0, 0.5\], got 0.6"),
+    ("train_limit", 50, r"train_limit must be an integer in \[100, 60000\], got 50"),
+    ("augment", "yes", r"augment must be True or False"),
+    ("early_stopping", 0, r"early_stopping must be an integer in \[1, 100\], got 0"),
+    ("seed", -1, r"seed must be an integer in \[0, 2147483647\], got -1"),
+])
+def test_every_field_is_validated_with_its_name(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**{field: value})
+
+
+def test_early_stopping_needs_a_validation_split():
+    with pytest.raises(ValueError, match="early_stopping needs a validation split"):
+        RunConfig(validation_split=0.0, early_stopping=3)
+    assert RunConfig(validation_split=0.0, early_stopping=None).early_stopping is None
+
+
+def test_reference_preset_is_the_product_brief():
+    for model in ("ann", "cnn"):
+        c = preset("reference", model=model)
+        assert (c.model, c.optimizer, c.num_epochs, c.batch_size, c.validation_split) == (model, "adam", 10, 32, 0.1)
+        assert c.learning_rate == 1e-3 and c.schedule == "constant" and not c.augment
+    assert preset("reference", model="ann").hidden_units == 128
+
+
+def test_explicit_values_override_the_preset_and_none_is_ignored():
+    c = preset("fast", model="cnn", num_epochs=7, batch_size=None)
+    assert c.num_epochs == 7 and c.batch_size == preset("fast", model="cnn").batch_size
+
+
+def test_every_preset_is_valid_for_both_models():
+    for name in PRESETS:
+        for model in ("ann", "cnn"):
+            assert preset(name, model=model).model == model
+    with pytest.raises(ValueError, match="preset must be one of"):
+        preset("turbo")
+
+
+def test_params_round_trip_and_bad_strings_name_the_field():
+    c = RunConfig(model="ann", filters=(16, 32, 64), train_limit=500, early_stopping=None, augment=True)
+    assert RunConfig.from_params(c.to_params()) == c
+    assert RunConfig.from_params({"num_epochs": "3", "unknown": "x"}).num_epochs == 3
+    with pytest.raises(ValueError, match="num_epochs must be int, got 'ten'"):
+        RunConfig.from_params({"num_epochs": "ten"})
+    with pytest.raises(ValueError, match="augment must be bool"):
+        RunConfig.from_params({"augment": "maybe"})
+
+
+def test_num_train_images_accounts_for_limit_and_split():
+    assert RunConfig(train_limit=1000, validation_split=0.1).num_train_images == 900
+    assert RunConfig().num_train_images == 54_000

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from digitlab.preprocessing import (BlankImageError, ink_from_image, load_image_file, one_hot, prepare_image,
+                                    scale_images)
+from tests.conftest import digit_images
+
+
+def _upscale(digit: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _canvas(digit: np.ndarray, *, size=200, at=(40, 60), canvas=(400, 400)) -> np.ndarray:
+    """An RGBA canvas like streamlit-drawable-canvas returns: black stroke, ink in alpha, transparent elsewhere."""
+    rgba = np.zeros((*canvas, 4), np.uint8)
+    top, left = at
+    rgba[top:top + size, left:left + size, 3] = _upscale(digit, size)
+    return rgba
+
+
+def _aligned_error(prepared: np.ndarray, digit: np.ndarray) -> float:
+    """Mean absolute difference, allowing the one-pixel slack of rounding the centre of mass (MNIST's own
+    digits sit anywhere within ±0.5 px of the centre, so a prepared copy may land one pixel over)."""
+    return min(np.abs(np.roll(prepared, (dy, dx), axis=(0, 1)) - digit / 255).mean()
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def test_scale_and_one_hot_match_keras():
+    import keras
+
+    x = np.array([[0, 128, 255]], np.uint8)
+    np.testing.assert_allclose(scale_images(x), [[0, 128 / 255, 1]])
+    y = np.array([3, 0, 9])
+    np.testing.assert_array_equal(one_hot(y), keras.utils.to_categorical(y, 10))
+
+
+def test_centred_mnist_digit_stays_put(mnist):
+    for digit in mnist.x_test[:50]:
+        prepared = prepare_image(digit).image
+        assert prepared.shape == (28, 28) and prepared.dtype == np.float32
+        assert np.abs(prepared - digit / 255).mean() < 0.01
+
+
+@pytest.mark.parametrize("size, at", [(200, (40, 60)), (90, (0, 0)), (300, (100, 100)), (40, (350, 10))])
+def test_shifted_scaled_canvas_digit_maps_back(mnist, size, at):
+    digits, _ = digit_images(mnist)
+    for digit in digits:
+        prepared = prepare_image(_canvas(digit, size=size, at=at)).image
+        assert _aligned_error(prepared, digit) < 0.06, (size, at)  # two resamplings blur a little
+        cy, cx = ndimage.center_of_mass(prepared)
+        assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+def test_steps_are_exposed(mnist):
+    digits, _ = digit_images(mnist)
+    p = prepare_image(_canvas(digits[1]))
+    assert p.ink.shape == (400, 400)
+    assert max(p.cropped.shape) > 20 and max(p.resized.shape) == 20
+    assert p.image.shape == (28, 28)
+    cy, cx = np.argwhere(p.image > 0).mean(axis=0)  # centred
+    assert abs(cy - 14) < 2.5 and abs(cx - 14) < 2.5
+
+
+def test_dark_on_light_and_light_on_dark_give_the_same_input(mnist):
+    digits, _ = digit_images(mnist)
+    for digit in digits:
+        big = _upscale(digit, 140)
+        light_on_dark = prepare_image(big).image
+        dark_on_light = prepare_image(255 - big).image  # an opaque white page with a black digit
+        rgb = np.repeat((255 - big)[..., None], 3, axis=2)
+        opaque_rgba = np.dstack([rgb, np.full(big.shape, 255, np.uint8)])
+        np.testing.assert_allclose(dark_on_light, light_on_dark, atol=1e-5)
+        np.testing.assert_allclose(prepare_image(rgb).image, light_on_dark, atol=0.02)
+        np.testing.assert_allclose(prepare_image(opaque_rgba).image, light_on_dark, atol=0.02)
+
+
+def test_blank_and_near_blank_are_rejected():
+    with pytest.raises(BlankImageError, match="Draw a digit"):
+        prepare_image(np.zeros((280, 280, 4), np.uint8))
+    with pytest.raises(BlankImageError):
+        prepare_image(np.full((280, 280), 255, np.uint8))  # an empty white page
+    dot = np.zeros((280, 280, 4), np.uint8)
+    dot[100, 100, 3] = 255  # one stray pixel
+    with pytest.raises(BlankImageError):
+        prepare_image(dot)
+
+
+def test_thin_and_border_touching_strokes_still_work():
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[0:280, 139:141, 3] = 255  # a 2-px vertical line touching top and bottom: a "1"
+    image = prepare_image(rgba).image
+    assert image.max() == pytest.approx(1.0) and (image > 0.5).sum() >= 20
+    rows = np.flatnonzero(image.max(axis=1) > 0)
+    assert rows[0] >= 3 and rows[-1] <= 24  # 20 px tall, inside the 28 px frame
+
+
+def test_bad_shapes_say_what_is_allowed():
+    with pytest.raises(ValueError, match=r"image must have shape \(H, W\), \(H, W, 3\) or \(H, W, 4\)"):
+        ink_from_image(np.zeros((10, 10, 2)))
+    with pytest.raises(ValueError, match="at least 8×8"):
+        ink_from_image(np.zeros((4, 4)))
+
+
+def test_load_image_file_reads_png_and_jpeg(tmp_path, mnist):
+    digit = mnist.x_test[0]
+    Image.fromarray(255 - _upscale(digit, 100)).save(tmp_path / "d.jpg", quality=90)
+    Image.fromarray(_upscale(digit, 100)).save(tmp_path / "d.png")
+    for name in ("d.jpg", "d.png"):
+        prepared = prepare_image(load_image_file(tmp_path / name)).image
+        assert _aligned_error(prepared, digit) < 0.05

@@ -1,0 +1,62 @@
+import numpy as np
+
+from digitlab.config import RunConfig
+from digitlab.training import split_data, train
+
+
+def test_tiny_run_beats_chance_by_a_wide_margin(mnist):
+    events = []
+    result = train(RunConfig(model="ann", num_epochs=1, batch_size=32, train_limit=2000, seed=0), mnist,
+                   on_progress=events.append, progress_interval=0)
+    assert result.epochs_run == 1 and result.stopped is None
+    assert result.history["val_accuracy"][0] > 0.80  # chance is 0.10
+    assert result.train_seconds > 0 and result.history["seconds"][0] > 0
+    batch_events = [e for e in events if not e.epoch_end]
+    assert len(batch_events) >= 10 and events[-1].epoch_end and events[-1].fraction == 1.0
+    assert events[-1].history["val_accuracy"] == result.history["val_accuracy"]
+    assert [e.batch for e in batch_events] == sorted(e.batch for e in batch_events)
+    assert events[-1].eta is not None
+
+
+def test_cancellation_stops_within_one_batch(mnist):
+    polls = []
+
+    def should_stop():
+        polls.append(1)
+        return "cancelled" if len(polls) >= 7 else None
+
+    seen = []
+    config = RunConfig(model="ann", num_epochs=5, batch_size=32, train_limit=3000)
+    result = train(config, mnist, should_stop=should_stop,
+                   on_progress=lambda p: seen.append(p.batch), progress_interval=0)
+    assert result.stopped == "cancelled"
+    assert len(polls) == 7  # polled after every batch, never again after the stop
+    assert result.epochs_run == 1  # stopped mid-epoch 1 of 5
+    assert max(b for b in seen[:-1]) == 7  # the last batch trained was the 7th of 85
+
+
+def test_early_stopping_watches_validation_only(mnist):
+    config = RunConfig(model="ann", num_epochs=30, batch_size=256, learning_rate=0.05, train_limit=1000,
+                       early_stopping=1, seed=0)
+    result = train(config, mnist)
+    assert result.stopped == "early_stopping" and result.epochs_run < 30
+
+
+def test_same_seed_same_result(mnist):
+    config = RunConfig(model="ann", hidden_units=32, num_epochs=1, train_limit=500, seed=7)
+    a, b = train(config, mnist), train(config, mnist)
+    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
+
+
+def test_split_uses_the_last_fraction_for_validation(mnist):
+    x_fit, y_fit, x_val, y_val = split_data(RunConfig(train_limit=1000, validation_split=0.2), mnist)
+    assert x_fit.shape == (800, 28, 28) and x_val.shape == (200, 28, 28) and y_val.shape == (200, 10)
+    np.testing.assert_array_equal(y_val.argmax(1), mnist.y_train[800:1000])
+    assert x_fit.dtype == np.float32 and 0 <= x_fit.min() and x_fit.max() <= 1
+
+
+def test_onecycle_and_optimizers_train(mnist):
+    for optimizer in ("sgd", "rmsprop"):
+        result = train(RunConfig(model="ann", optimizer=optimizer, schedule="onecycle", learning_rate=0.01,
+                                 num_epochs=1, train_limit=1000), mnist)
+        assert result.history["val_accuracy"][0] > 0.5, optimizer
