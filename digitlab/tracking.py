@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -33,6 +34,7 @@ MODEL_ARTIFACT = "model/model.keras"
 REPORT_ARTIFACT = "evaluation/report.json"
 PROBABILITIES_ARTIFACT = "evaluation/test_probabilities.npy"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 
 
 class ModelLoadError(ValueError):
@@ -190,18 +192,39 @@ def load_model_file(path) -> object:
                              "legacy .h5 files can run arbitrary code. Re-save the model as .keras.")
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file. Check the path, or use a shipped id: ann, cnn.")
+    _check_archive(path)
     import keras  # noqa: PLC0415
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as error:
-        if "safe_mode" in str(error) or "Lambda" in str(error) or "unsafe" in str(error).lower():
-            raise ModelLoadError(f"{path.name}: refused, the model carries code (e.g. a Lambda layer) that "
-                                 "DigitLab never runs. Use a model built from standard layers.") from None
-        raise ModelLoadError(f"{path.name}: not a valid Keras model ({_first_line(error)}).") from None
-    except Exception as error:  # zip errors, missing weights, truncated files, ...
+    except Exception as error:  # missing weights, truncated files, safe-mode refusals, ...
         raise ModelLoadError(f"{path.name}: could not be read as a Keras model ({_first_line(error)}). "
                              "The file may be corrupt or incomplete; re-export it.") from None
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse, before Keras parses anything, a `.keras` archive whose config names code or non-Keras classes."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise ModelLoadError(f"{path.name}: not a valid .keras archive ({_first_line(error)}). "
+                             "The file may be corrupt or incomplete; re-export it.") from None
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            name, module = node.get("class_name"), node.get("module")
+            if name in _CODE_LAYERS or name == "__lambda__" or (module == "builtins" and name == "function"):
+                raise ModelLoadError(f"{path.name}: refused, the model carries code ({name}) that DigitLab "
+                                     "never runs. Use a model built from standard Keras layers.")
+            if isinstance(module, str) and module.split(".")[0] != "keras":
+                raise ModelLoadError(f"{path.name}: refused, the model uses a non-Keras component "
+                                     f"{module}.{name}. Use a model built from standard Keras layers.")
+            stack.extend(node.values())
+
 
 
 # ---------------------------------------------------------------------------------------------------------------

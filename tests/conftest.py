@@ -41,7 +41,7 @@ def tiny_outcome(mnist, tmp_path_factory):
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     store = RunStore(uri)
-    config = RunConfig(model="cnn", filters=(8, 16), hidden_units=32, num_epochs=1, batch_size=64,
+    config = RunConfig(model="cnn", filters=(8, 16), hidden_units=32, num_epochs=1, batch_size=32, learning_rate=3e-3,
                        train_limit=2000, seed=1)
     outcome = run_training(config, preset="test", data=mnist, store=store)
     return store, outcome

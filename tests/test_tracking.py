@@ -46,18 +46,19 @@ def test_h5_and_missing_files_are_refused(tmp_path):
     with pytest.raises(ModelLoadError, match="no such model file"):
         load_model_file(tmp_path / "missing.keras")
     (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(ModelLoadError, match="could not be read as a Keras model|not a valid Keras model"):
+    with pytest.raises(ModelLoadError, match="not a valid .keras archive"):
         load_model_file(tmp_path / "broken.keras")
 
 
-def test_lambda_model_is_refused_and_its_code_never_runs(tmp_path):
+@pytest.mark.parametrize("function", ["side_effect", "lambda x: side_effect(x)"])
+def test_lambda_model_is_refused_and_its_code_never_runs(tmp_path, function):
     marker = tmp_path / "ran"
     script = f"""
 import keras, pathlib
 def side_effect(x):
     pathlib.Path({str(marker)!r}).write_text("ran")
     return x
-model = keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(side_effect)])
+model = keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda({function})])
 model.save({str(tmp_path / 'evil.keras')!r})
 """
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
