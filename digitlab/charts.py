@@ -1,0 +1,200 @@
+"""Pure Plotly builders: data in, Figure out. No Streamlit, no disk, no globals.
+
+Colours come from Plotly's qualitative palette and the templates stay neutral, so every chart reads in Streamlit's
+light and dark themes alike; every axis is labelled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+PALETTE = qualitative.Plotly  # 10 colours, one per digit
+TRAIN, VALIDATION = "#636EFA", "#EF553B"
+_DIGITS = [str(d) for d in range(10)]
+
+
+def _layout(fig: go.Figure, *, height: int, **kwargs) -> go.Figure:
+    fig.update_layout(**{"height": height, "margin": dict(l=10, r=10, t=40, b=10), **kwargs})
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------------------------
+
+def montage(images: np.ndarray, *, columns: int, gap: int = 2) -> np.ndarray:
+    """(n, h, w) images → one (rows·(h+gap), columns·(w+gap)) array, row-major, NaN in the gaps."""
+    images = np.asarray(images, np.float32)
+    n, h, w = images.shape
+    rows = int(np.ceil(n / columns))
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image
+    return out
+
+
+def digit_image(image: np.ndarray, *, title: str = "", height: int = 260) -> go.Figure:
+    """One (h, w) grey image in [0, 1] (or 0-255), ink bright on black, as the model sees it."""
+    image = np.asarray(image, np.float32)
+    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, hovertemplate="x %{x}, y %{y}: "
+                               "%{z:.2f}<extra></extra>", zmin=0, zmax=1 if image.max() <= 1 else 255))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, title=None)
+    fig.update_xaxes(showticklabels=False, title=None, constrain="domain")
+    return _layout(fig, height=height, title=title, plot_bgcolor="black")
+
+
+def digit_grid(images: np.ndarray, titles: list[str], *, columns: int = 10, height_per_row: int = 95) -> go.Figure:
+    """A grid of (n, 28, 28) digits with a caption above each (e.g. 'true 4 → 9 (97%)')."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=min(0.25 / rows, 0.08))
+    for i, image in enumerate(images):
+        fig.add_trace(go.Heatmap(z=np.asarray(image, np.float32), colorscale="gray", showscale=False, zmin=0,
+                                 zmax=1 if np.max(image) <= 1 else 255, hoverinfo="skip"),
+                      row=i // columns + 1, col=i % columns + 1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
+    fig.update_xaxes(showticklabels=False)
+    fig.update_annotations(font_size=11)
+    return _layout(fig, height=max(140, rows * height_per_row + 40))
+
+
+def samples_by_class(images: np.ndarray, labels: np.ndarray, *, per_class: int = 10) -> go.Figure:
+    """The first `per_class` images of each digit, one row per digit 0-9."""
+    rows = [images[np.flatnonzero(labels == d)[:per_class]] for d in range(10)]
+    grid = montage(np.concatenate(rows), columns=per_class)
+    fig = go.Figure(go.Heatmap(z=grid, colorscale="gray", showscale=False, hoverinfo="skip"))
+    step = grid.shape[0] / 10
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", tickvals=[(d + 0.5) * step for d in range(10)],
+                     ticktext=_DIGITS, title="digit")
+    fig.update_xaxes(showticklabels=False, title=f"first {per_class} training images of each digit")
+    return _layout(fig, height=420)
+
+
+def mean_images(images: np.ndarray, labels: np.ndarray) -> go.Figure:
+    """The mean image of each digit: what the class looks like on average."""
+    means = np.stack([images[labels == d].mean(axis=0) for d in range(10)])
+    fig = go.Figure(go.Heatmap(z=montage(means / 255.0, columns=10), colorscale="Viridis", showscale=False,
+                               hoverinfo="skip"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(tickvals=[14 + 30 * d for d in range(10)], ticktext=_DIGITS, title="mean image of each digit")
+    return _layout(fig, height=170)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data and training
+# ---------------------------------------------------------------------------------------------------------------
+
+def class_distribution(train_labels: np.ndarray, test_labels: np.ndarray) -> go.Figure:
+    """Share of each digit in the training and test sets (bars), with counts on hover."""
+    fig = go.Figure()
+    for name, labels, colour in (("train", train_labels, TRAIN), ("test", test_labels, VALIDATION)):
+        counts = np.bincount(labels, minlength=10)
+        fig.add_bar(x=_DIGITS, y=counts / counts.sum() * 100, name=f"{name} ({counts.sum():,})",
+                    marker_color=colour, customdata=counts, hovertemplate="digit %{x}: %{customdata:,} images "
+                    "(%{y:.2f}%)<extra>" + name + "</extra>")
+    fig.update_xaxes(title="digit", type="category")
+    fig.update_yaxes(title="share of images (%)")
+    return _layout(fig, height=300, barmode="group", legend=dict(orientation="h", y=1.12))
+
+
+def training_curves(history: dict, *, title: str = "", num_epochs: int | None = None) -> go.Figure:
+    """Loss and accuracy per epoch, train vs validation, side by side.
+
+    history : {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]} (any may be missing).
+    num_epochs : fixes the x range (for live views, so the axis does not jump as epochs arrive).
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
+    for col, metric in ((1, "loss"), (2, "accuracy")):
+        for key, name, colour in ((metric, "train", TRAIN), (f"val_{metric}", "validation", VALIDATION)):
+            values = history.get(key) or []
+            if values:
+                fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
+                                line_color=colour, legendgroup=name, showlegend=col == 1, row=1, col=col,
+                                hovertemplate=f"epoch %{{x}}: {name} {metric} %{{y:.4f}}<extra></extra>")
+        fig.update_xaxes(title="epoch", row=1, col=col, dtick=1 if (num_epochs or 20) <= 20 else None,
+                         range=[0.5, num_epochs + 0.5] if num_epochs else None)
+    fig.update_yaxes(title="categorical cross-entropy", row=1, col=1)
+    fig.update_yaxes(title="accuracy", row=1, col=2)
+    return _layout(fig, height=330, title=title, legend=dict(orientation="h", y=1.18))
+
+
+def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy") -> go.Figure:
+    """One line per run for `metric` (e.g. val_accuracy), to compare runs epoch by epoch."""
+    fig = go.Figure()
+    for i, (name, history) in enumerate(histories.items()):
+        values = history.get(metric) or []
+        fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
+                        line_color=PALETTE[i % len(PALETTE)])
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title=metric.replace("_", " "))
+    return _layout(fig, height=380, legend=dict(orientation="h", y=-0.2))
+
+
+def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str = "test_accuracy") -> go.Figure:
+    """Hyperparameters against test accuracy, one line per run. `rows` are dicts with numeric values."""
+    dims = []
+    for name in dimensions + [color]:
+        values = [float(r[name]) for r in rows]
+        dims.append(dict(label=name.replace("_", " "), values=values))
+    colours = [float(r[color]) for r in rows]
+    fig = go.Figure(go.Parcoords(line=dict(color=colours, colorscale="Viridis", showscale=True,
+                                           colorbar=dict(title=color.replace("_", " "))), dimensions=dims))
+    return _layout(fig, height=380, margin=dict(l=60, r=40, t=60, b=20))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------------------
+
+def confusion_matrix(confusion: np.ndarray, *, normalize: bool = False) -> go.Figure:
+    """Heatmap, rows = true digit, columns = predicted. Normalised rows show recall per class.
+
+    An invisible marker sits on every cell, so a click selects it (customdata = [true, predicted]).
+    """
+    confusion = np.asarray(confusion)
+    z = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1) if normalize else confusion
+    text = [[f"{v:.1%}" if normalize else f"{int(v)}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(z=z, x=_DIGITS, y=_DIGITS, colorscale="Blues", text=text, texttemplate="%{text}",
+                               hoverinfo="skip", colorbar=dict(title="share" if normalize else "images")))
+    true, pred = np.meshgrid(range(10), range(10), indexing="ij")
+    fig.add_scatter(x=pred.ravel().astype(str), y=true.ravel().astype(str), mode="markers",
+                    marker=dict(size=28, opacity=0.01, color="white"), customdata=np.c_[true.ravel(), pred.ravel(),
+                    confusion.ravel()], hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
+                    "%{customdata[2]} images<extra>click to see them</extra>", showlegend=False)
+    fig.update_xaxes(title="predicted digit", type="category")
+    fig.update_yaxes(title="true digit", type="category", autorange="reversed")
+    return _layout(fig, height=520)
+
+
+def roc_curves(roc: dict, auc: dict) -> go.Figure:
+    """One-vs-rest ROC curve of each digit plus micro/macro averages, AUC in the legend."""
+    fig = go.Figure()
+    for key in [str(d) for d in range(10)] + ["micro", "macro"]:
+        if key not in roc:
+            continue
+        fpr, tpr = roc[key]
+        average = not key.isdigit()
+        fig.add_scatter(x=fpr, y=tpr, mode="lines", name=f"{key if average else 'digit ' + key} "
+                        f"(AUC {auc[key]:.4f})", line=dict(width=3 if average else 1.5, dash="dash" if average
+                        else "solid", color=None if average else PALETTE[int(key)]))
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
+    fig.update_xaxes(title="false positive rate", range=[0, 1])
+    fig.update_yaxes(title="true positive rate", range=[0, 1.01])
+    return _layout(fig, height=480)
+
+
+def probability_bars(probabilities: np.ndarray, *, height: int = 240) -> go.Figure:
+    """The 10 class probabilities of one image; the predicted digit is highlighted."""
+    probabilities = np.asarray(probabilities, np.float32)
+    top = int(probabilities.argmax())
+    colours = [VALIDATION if d == top else TRAIN for d in range(10)]
+    fig = go.Figure(go.Bar(x=_DIGITS, y=probabilities, marker_color=colours,
+                           hovertemplate="digit %{x}: %{y:.1%}<extra></extra>"))
+    fig.update_xaxes(title="digit", type="category")
+    fig.update_yaxes(title="probability", range=[0, 1], tickformat=".0%")
+    return _layout(fig, height=height)
