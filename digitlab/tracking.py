@@ -133,7 +133,7 @@ class RunStore:
         fixed = []
         for run in self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'"):
             pid = int(run.data.tags.get("digitlab.pid", "0") or 0)
-            if not _process_alive(pid):
+            if not process_alive(pid):
                 self.fail_run(run.info.run_id, "interrupted")
                 fixed.append(run.info.run_id)
         return fixed
@@ -147,7 +147,16 @@ class RunStore:
         return [_summary(run) for run in runs]
 
     def get_run(self, run_id: str) -> RunSummary:
-        return _summary(self.client.get_run(check_run_id(run_id)))
+        return _summary(self._mlflow_run(run_id))
+
+    def _mlflow_run(self, run_id: str):
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        try:
+            return self.client.get_run(check_run_id(run_id))
+        except MlflowException:
+            raise ModelLoadError(f"no run {run_id} in the run store {self.uri}; "
+                                 "list the runs with `python -m digitlab runs`") from None
 
     def history(self, run_id: str) -> dict[str, list[float]]:
         """Per-epoch metrics of a run: {"loss": [...], "val_accuracy": [...], ...} ordered by epoch."""
@@ -160,7 +169,7 @@ class RunStore:
 
     def artifact_path(self, run_id: str, artifact: str) -> Path:
         """Local path of a run's artifact (downloaded first when the store is remote)."""
-        uri = self.client.get_run(check_run_id(run_id)).info.artifact_uri
+        uri = self._mlflow_run(run_id).info.artifact_uri
         parsed = urlparse(uri)
         if parsed.scheme in ("", "file"):
             path = Path(unquote(parsed.path)) / artifact
@@ -246,16 +255,12 @@ def _run_name(config: RunConfig, preset: str) -> str:
     return f"{config.model}-{shape}-{preset or 'custom'}-{time.strftime('%m%d-%H%M%S')}"
 
 
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
+def process_alive(pid) -> bool:
+    """True when process `pid` exists and is not a zombie (a killed child its parent has not reaped yet)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, TypeError, ValueError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _first_line(error: Exception) -> str:

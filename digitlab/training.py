@@ -130,15 +130,16 @@ class _Reporter(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {}
         self.stopped: str | None = None
         self.start = self.last_report = self.epoch_start = 0.0
-        self.epoch = 0
+        self.epoch = self.batch = 0
 
     def on_train_begin(self, logs=None):
         self.start = self.last_report = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.epoch_start = epoch + 1, time.perf_counter()
+        self.epoch, self.batch, self.epoch_start = epoch + 1, 0, time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        self.batch = batch + 1
         if self.should_stop is not None:
             reason = self.should_stop()
             if reason:
@@ -147,7 +148,7 @@ class _Reporter(keras.callbacks.Callback):
         now = time.perf_counter()
         if self.on_progress is not None and now - self.last_report >= self.interval:
             self.last_report = now
-            self._send(batch + 1, logs, epoch_end=False)
+            self._send(self.batch, logs, epoch_end=False)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -156,7 +157,7 @@ class _Reporter(keras.callbacks.Callback):
                 self.history.setdefault(key, []).append(float(logs[key]))
         self.history.setdefault("seconds", []).append(time.perf_counter() - self.epoch_start)
         if self.on_progress is not None:
-            self._send(self.batches_per_epoch, logs, epoch_end=True)
+            self._send(self.batch, logs, epoch_end=True)  # fewer than batches_per_epoch when stopped
 
     def _send(self, batch, logs, *, epoch_end):
         elapsed = time.perf_counter() - self.start

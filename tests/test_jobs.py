@@ -1,0 +1,102 @@
+"""Background training jobs in real worker processes: progress, finish, cancel, queue, crash."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from digitlab import jobs
+from digitlab.config import RunConfig, preset
+from digitlab.tracking import RunStore
+
+TINY = RunConfig(model="ann", hidden_units=32, num_epochs=2, batch_size=32, train_limit=1000, seed=0)
+SLOW = RunConfig(model="cnn", num_epochs=20, batch_size=16, train_limit=20000, early_stopping=None)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, mnist):
+    """A private DigitLab home (jobs, run store) with the MNIST cache already in it."""
+    import numpy as np
+
+    monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    np.savez(tmp_path / "mnist.npz", x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test,
+             y_test=mnist.y_test)
+    return tmp_path
+
+
+def wait_for(job_id, condition, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = jobs.get_job(job_id)
+        if condition(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; last state {job.status} {job.progress and job.progress['fraction']}")
+
+
+def test_job_runs_in_a_worker_reports_progress_and_is_tracked(home):
+    job = jobs.submit_job(TINY, preset="test", owner="alice")
+    assert job.status == "running" and job.pid != os.getpid()
+    done = wait_for(job.job_id, lambda j: not j.active)
+    assert done.status == "finished", done.error
+    assert done.progress["fraction"] == 1 and len(done.progress["history"]["val_accuracy"]) == 2
+    assert done.summary["test_accuracy"] > 0.7
+    run = RunStore().get_run(done.run_id)
+    assert run.status == "FINISHED" and run.tags["digitlab.owner"] == "alice" and run.config == TINY
+    assert [j.job_id for j in jobs.list_jobs(owner="alice")] == [job.job_id] and jobs.list_jobs(owner="bob") == []
+
+
+def test_cancel_stops_a_running_job_and_keeps_what_it_learned(home):
+    job = jobs.submit_job(SLOW)
+    wait_for(job.job_id, lambda j: j.progress and j.progress["batch"] > 5)
+    asked = time.time()
+    jobs.cancel_job(job.job_id)
+    done = wait_for(job.job_id, lambda j: not j.active, timeout=120)
+    assert done.status == "cancelled" and done.stopped == "cancelled"
+    assert done.progress["epoch"] == 1 and done.progress["fraction"] < 0.05  # stopped early in epoch 1 of 20
+    assert RunStore().get_run(done.run_id).stopped == "cancelled"
+    assert done.ended - asked < 60
+
+
+def test_second_job_queues_behind_the_first_and_can_be_cancelled(home):
+    first = jobs.submit_job(SLOW, max_running=1)
+    second = jobs.submit_job(TINY, max_running=1)
+    third = jobs.submit_job(TINY, max_running=1)
+    assert (second.status, second.queue_position) == ("queued", 1)
+    assert (third.status, third.queue_position) == ("queued", 2)
+    jobs.cancel_job(second.job_id)
+    assert jobs.get_job(second.job_id).status == "cancelled"
+    assert jobs.get_job(third.job_id).queue_position == 1
+    jobs.cancel_job(first.job_id)
+    done = wait_for(third.job_id, lambda j: j.status == "finished")  # started by the first worker on its way out
+    assert done.run_id
+
+
+def test_killed_worker_shows_interrupted_and_its_run_is_recovered(home):
+    job = jobs.submit_job(SLOW)
+    wait_for(job.job_id, lambda j: j.progress is not None)
+    os.kill(job.pid, signal.SIGKILL)
+    done = wait_for(job.job_id, lambda j: j.status != "running", timeout=30)
+    assert done.status == "interrupted"
+    store = RunStore()
+    [run] = store.list_runs()
+    assert run.status == "RUNNING"  # MLflow cannot know by itself ...
+    store.recover()
+    assert store.get_run(run.run_id).stopped == "interrupted"  # ... until DigitLab recovers it
+
+
+def test_bad_job_ids_are_refused(home):
+    with pytest.raises(ValueError, match="job id must look like"):
+        jobs.get_job("../../etc")
+    with pytest.raises(ValueError, match="no job 20200101-000000-00000000"):
+        jobs.get_job("20200101-000000-00000000")
+
+
+def test_estimate_tracks_the_measured_reference_timings():
+    reference = preset("reference", model="cnn")
+    per_epoch = (jobs.estimate_seconds(reference) - 8) / reference.num_epochs
+    assert 10 < per_epoch < 14  # measured ~12 s per epoch at batch 32
+    assert jobs.forward_flops(reference) == pytest.approx(5.26e6, rel=0.01)
+    assert jobs.estimate_seconds(TINY) < 10  # 2 epochs of 900 images: start-up dominates
