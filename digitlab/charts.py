@@ -102,14 +102,21 @@ def class_distribution(train_labels: np.ndarray, test_labels: np.ndarray) -> go.
     return _layout(fig, height=300, barmode="group", legend=dict(orientation="h", y=1.12))
 
 
-def training_curves(history: dict, *, title: str = "", num_epochs: int | None = None) -> go.Figure:
+def training_curves(history: dict, *, running: dict | None = None, title: str = "",
+                    num_epochs: int | None = None) -> go.Figure:
     """Loss and accuracy per epoch, train vs validation, side by side.
 
     history : {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]} (any may be missing).
+    running : {"epoch": [...], "loss": [...], "accuracy": [...]}: the running training metrics within epochs
+        (fractional epoch positions), so a live view moves between epoch ends.
     num_epochs : fixes the x range (for live views, so the axis does not jump as epochs arrive).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
     for col, metric in ((1, "loss"), (2, "accuracy")):
+        if running and running.get(metric):
+            fig.add_scatter(x=running["epoch"], y=running[metric], name="train (running)", mode="lines",
+                            line=dict(color=TRAIN, width=1, dash="dot"), legendgroup="running",
+                            showlegend=col == 1, row=1, col=col, hoverinfo="skip")
         for key, name, colour in ((metric, "train", TRAIN), (f"val_{metric}", "validation", VALIDATION)):
             values = history.get(key) or []
             if values:
@@ -117,7 +124,7 @@ def training_curves(history: dict, *, title: str = "", num_epochs: int | None = 
                                 line_color=colour, legendgroup=name, showlegend=col == 1, row=1, col=col,
                                 hovertemplate=f"epoch %{{x}}: {name} {metric} %{{y:.4f}}<extra></extra>")
         fig.update_xaxes(title="epoch", row=1, col=col, dtick=1 if (num_epochs or 20) <= 20 else None,
-                         range=[0.5, num_epochs + 0.5] if num_epochs else None)
+                         range=[0, num_epochs + 0.5] if num_epochs else None)
     fig.update_yaxes(title="categorical cross-entropy", row=1, col=1)
     fig.update_yaxes(title="accuracy", row=1, col=2)
     return _layout(fig, height=330, title=title, legend=dict(orientation="h", y=1.18))

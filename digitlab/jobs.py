@@ -241,8 +241,14 @@ def run_job(folder: Path) -> None:
     config = RunConfig.from_params(record["config"])
     cancel_flag = folder / "cancel"
 
+    trace = {"epoch": [], "loss": [], "accuracy": []}  # running train metrics within epochs, for live curves
+
     def on_progress(progress):
-        write_json(folder / "progress.json", _progress_dict(progress))
+        if "loss" in progress.logs:
+            trace["epoch"].append(round(progress.epoch - 1 + progress.batch / progress.batches_per_epoch, 4))
+            trace["loss"].append(progress.logs["loss"])
+            trace["accuracy"].append(progress.logs.get("accuracy"))
+        write_json(folder / "progress.json", {**_progress_dict(progress), "trace": trace})
 
     def should_stop():
         return "cancelled" if cancel_flag.exists() else None

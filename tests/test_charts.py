@@ -47,7 +47,9 @@ def test_training_curves_show_train_and_validation(tiny_outcome):
     names = [(t.name, t.xaxis) for t in fig.data]
     assert names == [("train", "x"), ("validation", "x"), ("train", "x2"), ("validation", "x2")]
     assert list(fig.data[3].y) == history["val_accuracy"]
-    assert fig.layout.xaxis.range == (0.5, 5.5)
+    assert fig.layout.xaxis.range == (0, 5.5)
+    live = charts.training_curves(history, running={"epoch": [0.5, 1.0], "loss": [1.2, 0.9], "accuracy": [.5, .7]})
+    assert live.data[0].name == "train (running)" and list(live.data[0].x) == [0.5, 1.0]
     assert _axis_titles(fig)["yaxis2"] == "accuracy"
     assert len(charts.training_curves({}).data) == 0  # nothing yet: an empty figure, not an error
 

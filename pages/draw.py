@@ -1,0 +1,49 @@
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from digitlab import charts
+from digitlab.preprocessing import BlankImageError, prepare_image
+from pages import ui
+
+st.title("Draw a digit")
+st.caption("Draw one digit, large and centred or not: it is cropped, scaled to 20 px and centred the way MNIST "
+           "digits were. Both models predict on every stroke.")
+
+left, right = st.columns([1, 2])
+with left:
+    version = st.session_state.setdefault("canvas_version", 0)
+    canvas = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
+                       drawing_mode="freedraw", return_image_data=True, key=f"canvas-{version}")
+    if st.button("Clear", key="clear"):
+        st.session_state.canvas_version += 1
+        st.rerun()
+
+try:
+    prepared = prepare_image(canvas.image_data) if canvas.image_data is not None else None
+except BlankImageError:
+    prepared = None
+
+with right:
+    if prepared is None:
+        st.info("Draw a digit", icon="✍️")
+    columns = st.columns(2)
+    for column, kind in zip(columns, ("ann", "cnn")):
+        with column:
+            model_id = ui.pick_model(f"{kind.upper()} model", kind=kind, key=f"draw-{kind}")
+            if prepared is None:
+                continue
+            _, predict = ui.model(model_id)
+            probabilities = predict(prepared.image[None])[0]
+            digit = int(np.argmax(probabilities))
+            st.metric("Prediction", digit, help=f"{kind.upper()} {model_id}")
+            st.caption(f"Confidence {probabilities[digit]:.1%}")
+            st.plotly_chart(charts.probability_bars(probabilities, height=220), key=f"bars-{kind}")
+
+if prepared is not None:
+    st.subheader("What the models see")
+    steps = st.columns(4)
+    for col, (title, image) in zip(steps, (("your drawing", prepared.ink), ("cropped to the ink", prepared.cropped),
+                                            ("longer side 20 px", prepared.resized),
+                                            ("centred 28×28: the input", prepared.image))):
+        col.plotly_chart(charts.digit_image(image, title=title, height=230), key=f"step-{title}")

@@ -1,0 +1,41 @@
+import pandas as pd
+import streamlit as st
+
+from digitlab import charts
+from pages import ui
+
+st.title("DigitLab")
+st.markdown(
+    "Train **ANN** and **CNN** models on MNIST's 70,000 handwritten digits and watch them learn live.  \n"
+    "Study what they get right and wrong: curves, confusion matrix, ROC, per-class metrics, the digits they miss.  \n"
+    "Compare runs side by side, and draw your own digits for instant predictions."
+)
+
+data = ui.mnist()
+entries = ui.model_entries()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Training images", f"{len(data.x_train):,}")
+c2.metric("Test images", f"{len(data.x_test):,}")
+c3.metric("Models available", len(entries))
+c4.metric("Best test accuracy", f"{max(e['test_accuracy'] for e in entries):.2%}")
+
+st.subheader("The dataset at a glance")
+samples, balance, means = st.tabs(["Sample digits", "Class balance", "Mean digit"])
+samples.plotly_chart(charts.samples_by_class(data.x_train, data.y_train, per_class=12), key="samples")
+balance.plotly_chart(charts.class_distribution(data.y_train, data.y_test), key="balance")
+means.plotly_chart(charts.mean_images(data.x_train, data.y_train), key="means")
+
+st.subheader("Models")
+table = pd.DataFrame([{"model": e["name"], "kind": e["model"].upper(), "test accuracy": e["test_accuracy"],
+                       "training time (s)": e["train_seconds"], "parameters": int(e["num_parameters"])}
+                      for e in entries])
+st.dataframe(table, hide_index=True, column_config={
+    "test accuracy": st.column_config.NumberColumn(format="percent"),
+    "training time (s)": st.column_config.NumberColumn(format="%.0f")})
+
+st.subheader("Where to next")
+l1, l2, l3, l4 = st.columns(4)
+l1.page_link("pages/train.py", label="Train a model", icon="🏋️")
+l2.page_link("pages/results.py", label="Study the results", icon="📊")
+l3.page_link("pages/draw.py", label="Draw a digit", icon="✍️")
+l4.page_link("pages/compare.py", label="Compare runs", icon="⚖️")

@@ -1,0 +1,60 @@
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from digitlab import charts
+from pages import ui
+
+st.title("Results")
+model_id = ui.pick_model("Model to study")
+try:
+    report = ui.report(model_id)
+except Exception as error:  # a missing artifact or unreadable file: say so, keep the page alive
+    st.error(f"Cannot score this model: {error}. Pick another model or retrain it.", icon="❌")
+    st.stop()
+data = ui.mnist()
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Test accuracy", f"{report.accuracy:.2%}")
+c2.metric("Test loss", f"{report.loss:.4f}")
+c3.metric("ROC AUC (macro)", f"{report.auc['macro']:.5f}")
+c4.metric("Mistakes", f"{len(report.mistakes)} of {len(report.y_true):,}")
+
+st.subheader("Training curves")
+st.plotly_chart(charts.training_curves(ui.history(model_id)), key="curves")
+
+st.subheader("Confusion matrix")
+normalize = st.toggle("Normalise rows (recall per digit)", key="normalize")
+st.caption("Click a cell to see those test digits.")
+clicked = st.plotly_chart(charts.confusion_matrix(report.confusion, normalize=normalize), key="confusion",
+                          on_select="rerun", selection_mode="points")
+points = clicked.selection.points if clicked and clicked.selection else []
+if points and points[0].get("customdata"):
+    true, pred = (int(v) for v in points[0]["customdata"][:2])
+    idx = np.flatnonzero((report.y_true == true) & (report.y_pred == pred))
+    idx = idx[np.argsort(-report.confidence[idx])][:30]
+    st.markdown(f"**True {true}, predicted {pred}: {int(report.confusion[true, pred])} images** "
+                f"(most confident first, up to 30)")
+    if len(idx):
+        st.plotly_chart(charts.digit_grid(data.x_test[idx], [f"{report.confidence[i]:.0%}" for i in idx]),
+                        key="cell-gallery")
+
+st.subheader("ROC curves (one digit vs the rest)")
+st.plotly_chart(charts.roc_curves(report.roc, report.auc), key="roc")
+
+st.subheader("Per-digit precision, recall and F1")
+st.dataframe(pd.DataFrame({"digit": range(10), "precision": report.precision, "recall": report.recall,
+                           "F1": report.f1, "test images": report.support}).style.format(
+    {"precision": "{:.4f}", "recall": "{:.4f}", "F1": "{:.4f}"}).background_gradient(
+    subset=["F1"], cmap="RdYlGn", vmin=0.95, vmax=1.0), hide_index=True)
+
+st.subheader("The most confident mistakes")
+worst = report.mistakes[:20]
+st.plotly_chart(charts.digit_grid(data.x_test[worst], [f"{report.y_true[i]}→{report.y_pred[i]} "
+                                                       f"({report.confidence[i]:.0%})" for i in worst]),
+                key="mistakes")
+pairs = ", ".join(f"{t}→{p} ×{n}" for t, p, n in report.confused_pairs(top=5))
+st.caption(f"Captions read true→predicted (confidence). Most confused pairs: {pairs}.")
+
+st.download_button("Download the model (.keras)", ui.model_bytes(model_id), file_name=f"digitlab-{model_id}.keras",
+                   mime="application/octet-stream", key="download")

@@ -1,0 +1,41 @@
+import streamlit as st
+
+from digitlab import config as cfg, jobs
+from pages import ui
+
+st.title("Train a model")
+
+# The form: preset and model kind set the defaults; the URL carries every value, so a link reproduces the form.
+url, url_errors = ui.config_from_url()
+top = st.columns([1, 1, 2])
+kind = top[0].segmented_control("Model", cfg.MODELS, default=url.get("model", "cnn"), key="kind",
+                                format_func=str.upper, help="ANN: dense layers on raw pixels. CNN: convolutions.")
+preset = top[1].selectbox("Preset", cfg.PRESETS, index=cfg.PRESETS.index(url.get("preset", "reference")),
+                          key="preset", help="Sets every value below; change any of them afterwards.")
+base = cfg.preset(preset, model=kind or "cnn")
+values = {**base.to_params(), **{k: v for k, v in url.items() if k not in ("model", "preset")}}
+defaults = ui.safe_config(values, base)
+form = ui.hyperparameter_widgets(defaults, key=f"{kind}-{preset}")
+for message in url_errors:
+    st.warning(f"Ignored a link parameter: {message}", icon="🔗")
+
+try:
+    config = cfg.RunConfig(**{**form, "model": kind or "cnn"})
+except ValueError as error:
+    config = None
+    st.error(f"Cannot train with these settings: {error}", icon="🚫")
+
+if config is not None:
+    ui.set_url({**config.to_params(), "preset": preset})
+    st.caption(f"Estimated time: about {ui.seconds(jobs.estimate_seconds(config))} on this machine "
+               f"({config.num_train_images:,} training images × {config.num_epochs} epochs).")
+    if st.button("Start training", type="primary", key="start", disabled=ui.active_job() is not None):
+        st.session_state.job_id = jobs.submit_job(config, preset=preset, owner=ui.owner()).job_id
+        st.query_params["job"] = st.session_state.job_id
+        st.rerun()
+
+# The live view of this visitor's latest job: progress, ETA, curves, Stop.
+job_id = st.session_state.get("job_id") or st.query_params.get("job")
+if job_id:
+    st.session_state.job_id = job_id
+    ui.job_view(job_id)

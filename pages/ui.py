@@ -1,0 +1,270 @@
+"""The dashboard's shared helpers: cached data, store and models, the selected model, error display.
+
+Caching lives here (the pages layer), never in `digitlab/`. `cache_resource` objects are shared by every
+visitor, so only read-only things are cached: MNIST, the run store client, loaded models, test-set reports.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import threading
+
+import numpy as np
+import streamlit as st
+
+from digitlab import tracking
+from digitlab.data import load_mnist
+from digitlab.preprocessing import scale_images
+
+
+def warm_tensorflow() -> None:
+    """Import TensorFlow in a background thread at start-up, so the first page never waits for it."""
+    if "keras" not in sys.modules and not getattr(warm_tensorflow, "started", False):
+        warm_tensorflow.started = True
+        threading.Thread(target=lambda: __import__("digitlab.models"), daemon=True, name="warm-tf").start()
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def mnist():
+    return load_mnist()
+
+
+@st.cache_resource(show_spinner=False)
+def _store():
+    store = tracking.RunStore()
+    store.recover()  # runs left RUNNING by a dead process become FAILED/interrupted
+    return store
+
+
+def store() -> tracking.RunStore | None:
+    """The run store, or None (with a message on the page) when it cannot be opened."""
+    try:
+        return _store()
+    except Exception as error:  # a locked, corrupt or unreachable store must not take the app down
+        st.warning(f"The run store ({tracking.tracking_uri()}) cannot be opened: {error}. Shipped models still "
+                   "work; fix or move the store (MLFLOW_TRACKING_URI) to see and record runs.", icon="⚠️")
+        return None
+
+
+def model_entries() -> list[dict]:
+    return tracking.model_entries(store())
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
+def model(model_id: str):
+    """(keras model, fast predictor) for a shipped id or run id."""
+    from digitlab.models import make_predictor
+
+    loaded = tracking.load_model_file(tracking.SHIPPED_DIR / f"{model_id}.keras") if model_id in tracking.SHIPPED \
+        else _store().load_model(model_id)
+    predictor = make_predictor(loaded)
+    predictor(np.zeros((1, 28, 28), np.float32))  # trace once now, not on the first stroke
+    return loaded, predictor
+
+
+@st.cache_resource(max_entries=12, show_spinner="Scoring the model on the 10,000 test images…")
+def report(model_id: str):
+    """The EvaluationReport of a model on the MNIST test set (a run's saved probabilities when it has them)."""
+    from digitlab.evaluation import evaluate_probabilities
+
+    data = mnist()
+    if model_id not in tracking.SHIPPED:
+        path = _store().artifact_path(model_id, tracking.PROBABILITIES_ARTIFACT)
+        return evaluate_probabilities(data.y_test, np.load(path))
+    _, predict = model(model_id)
+    x = scale_images(data.x_test)
+    probabilities = np.concatenate([predict(x[i:i + 2000]) for i in range(0, len(x), 2000)])
+    return evaluate_probabilities(data.y_test, probabilities)
+
+
+def history(model_id: str) -> dict:
+    """Per-epoch metrics of a shipped model (its card) or a run (MLflow)."""
+    if model_id in tracking.SHIPPED:
+        return tracking.load_card(model_id)["history"]
+    return _store().history(model_id)
+
+
+def pick_model(label: str = "Model", *, kind: str | None = None, key: str = "model_id") -> str | None:
+    """A selectbox over every available model (of `kind` if given); remembers the choice for all pages."""
+    entries = [e for e in model_entries() if kind is None or e["model"] == kind]
+    ids = [e["id"] for e in entries]
+    labels = {e["id"]: e["label"] for e in entries}
+    remembered = st.session_state.get(key)
+    index = ids.index(remembered) if remembered in ids else 0
+    choice = st.selectbox(label, ids, index=index, format_func=labels.get, key=f"pick-{key}")
+    st.session_state[key] = choice
+    return choice
+
+
+def seconds(value: float | None) -> str:
+    """12.3 → '12 s', 75 → '1 min 15 s'."""
+    if value is None:
+        return "…"
+    value = int(round(value))
+    return f"{value} s" if value < 60 else f"{value // 60} min {value % 60:02d} s"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Train page: URL ↔ form, widgets, the live job view
+# ---------------------------------------------------------------------------------------------------------------
+
+def owner() -> str:
+    """An anonymous id for this browser session (jobs and runs are tagged with it)."""
+    if "owner" not in st.session_state:
+        st.session_state.owner = secrets.token_hex(8)
+    return st.session_state.owner
+
+
+def config_from_url() -> tuple[dict, list[str]]:
+    """Known form values from the URL's query parameters, and a message for each bad one."""
+    from digitlab import config as cfg
+
+    values, errors = {}, []
+    for key, text in st.query_params.to_dict().items():
+        if key == "model" and text not in cfg.MODELS or key == "preset" and text not in cfg.PRESETS:
+            errors.append(f"{key} must be one of {', '.join(cfg.MODELS if key == 'model' else cfg.PRESETS)}, "
+                          f"got {text[:40]!r}")
+        elif key in ("model", "preset"):
+            values[key] = text
+        elif key in cfg.RunConfig.__dataclass_fields__:
+            try:
+                cfg.RunConfig.from_params({key: text})
+                values[key] = text
+            except ValueError as error:
+                errors.append(str(error))
+    return values, errors
+
+
+def safe_config(values: dict, fallback):
+    from digitlab.config import RunConfig
+
+    try:
+        return RunConfig.from_params(values)
+    except ValueError as error:
+        st.warning(f"Ignored the link's settings: {error}", icon="🔗")
+        return fallback
+
+
+def set_url(params: dict) -> None:
+    """Mirror the form in the URL (only when it changed, so history stays clean)."""
+    wanted = {**params, **({"job": st.session_state.job_id} if st.session_state.get("job_id") else {})}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def hyperparameter_widgets(d, *, key: str) -> dict:
+    """Every hyperparameter the core accepts, with ranges and one-line help; returns RunConfig fields."""
+    a, b, c = st.columns(3)
+    out = {}
+    out["num_epochs"] = a.number_input("Epochs", 1, 200, d.num_epochs, key=f"epochs-{key}",
+                                       help="Passes over the training images.")
+    sizes = sorted({16, 32, 64, 128, 256, 512, d.batch_size})
+    out["batch_size"] = a.select_slider("Batch size", sizes, d.batch_size, key=f"batch-{key}",
+                                        help="Images per optimizer step; larger is faster per epoch.")
+    out["optimizer"] = a.selectbox("Optimizer", ["adam", "sgd", "rmsprop"], ["adam", "sgd", "rmsprop"].index(
+        d.optimizer), key=f"opt-{key}", help="Adam is the robust default; SGD uses Nesterov momentum 0.9.")
+    out["learning_rate"] = a.number_input("Learning rate", 1e-5, 1.0, d.learning_rate, step=1e-4, format="%.4f",
+                                          key=f"lr-{key}", help="Step size (the peak with one-cycle).")
+    out["schedule"] = a.selectbox("Schedule", ["constant", "onecycle"], ["constant", "onecycle"].index(d.schedule),
+                                  key=f"sched-{key}", help="One-cycle warms up, then anneals: good for short runs.")
+    out["hidden_units"] = b.number_input("Hidden units", 1, 4096, d.hidden_units, key=f"hidden-{key}",
+                                         help="Width of the dense hidden layer.")
+    out["dropout_rate"] = b.slider("Dropout", 0.0, 0.9, float(d.dropout_rate), 0.05, key=f"drop-{key}",
+                                   help="Fraction of units dropped before the output, in training only.")
+    filters = b.text_input("CNN filters", ",".join(map(str, d.filters)), key=f"filters-{key}",
+                           help="Filters per Conv/MaxPool block, 1-3 blocks, e.g. 32,64 (CNN only).")
+    try:
+        out["filters"] = tuple(int(part) for part in filters.split(",") if part.strip())
+    except ValueError:
+        out["filters"] = filters  # RunConfig explains what is wrong with it
+    out["batch_norm"] = b.checkbox("Batch normalisation", d.batch_norm, key=f"bn-{key}",
+                                   help="Normalise after each convolution (CNN only); trains faster.")
+    limit = c.slider("Training images", 1000, 60000, d.train_limit or 60000, 1000, key=f"limit-{key}",
+                     help="Use only the first N of the 60,000 training images, for quick runs.")
+    out["train_limit"] = None if limit >= 60000 else limit
+    out["validation_split"] = c.slider("Validation split", 0.0, 0.5, float(d.validation_split), 0.05,
+                                       key=f"val-{key}", help="The last fraction, held out to watch overfitting.")
+    patience = c.number_input("Early stopping patience", 0, 100, d.early_stopping or 0, key=f"es-{key}",
+                              help="Stop after this many epochs without validation-loss gain; 0 = off.")
+    out["early_stopping"] = patience or None
+    out["augment"] = c.checkbox("Augmentation", d.augment, key=f"aug-{key}",
+                                help="Random rotation, zoom and shift of training images.")
+    out["seed"] = c.number_input("Seed", 0, 2**31 - 1, d.seed, key=f"seed-{key}",
+                                 help="Same seed and settings give the same run.")
+    return {k: int(v) if k in ("num_epochs", "hidden_units", "seed") else v for k, v in out.items()}
+
+
+def active_job():
+    """This session's queued or running job, if any."""
+    from digitlab import jobs
+
+    job_id = st.session_state.get("job_id")
+    if job_id:
+        try:
+            job = jobs.get_job(job_id)
+            return job if job.active else None
+        except ValueError:
+            return None
+    return None
+
+
+def job_view(job_id: str) -> None:
+    """Progress bar with ETA, live curves and Stop, refreshed every 0.5 s while the job is active."""
+    from digitlab import charts, jobs
+
+    try:
+        started_active = jobs.get_job(job_id).active
+    except ValueError as error:
+        st.warning(str(error))
+        st.session_state.pop("job_id", None)
+        return
+
+    @st.fragment(run_every=0.5 if started_active else None)
+    def live():
+        job = jobs.get_job(job_id)
+        p = job.progress or {}
+        name = f"{job.config.model.upper()} · {job.preset or 'custom'} · {job.config.num_epochs} epochs"
+        st.subheader(f"Run: {name}")
+        if job.status == "queued":
+            st.info(f"Queued: position {job.queue_position}. It starts when the running training ends.", icon="⏳")
+        elif job.status == "running":
+            text = (f"Epoch {p['epoch']}/{p['num_epochs']} · batch {p['batch']}/{p['batches_per_epoch']} · "
+                    f"elapsed {seconds(p['elapsed'])} · ETA {seconds(p['eta'])}") if p else "Starting…"
+            st.progress(min(1.0, p.get("fraction", 0.0)), text=text)
+        elif job.status == "finished":
+            s = job.summary
+            st.success(f"Finished: test accuracy {s['test_accuracy']:.2%} after {s['epochs_run']} epochs in "
+                       f"{seconds(s['train_seconds'])}" + (f" ({job.stopped.replace('_', ' ')})" if job.stopped
+                                                            else "") + ". It is now the selected model.", icon="✅")
+            st.session_state.model_id = job.run_id
+        elif job.status == "cancelled":
+            msg = "Stopped by you."
+            if job.run_id:
+                msg += f" The model as trained so far is kept (test accuracy {job.summary['test_accuracy']:.2%})."
+                st.session_state.model_id = job.run_id
+            st.warning(msg, icon="⏹️")
+        else:
+            st.error(f"The run {job.status}: {job.error}. Nothing else was lost; start it again.", icon="❌")
+        if p.get("history") or p.get("trace"):
+            st.plotly_chart(charts.training_curves(p.get("history", {}), running=p.get("trace"),
+                                                   num_epochs=p.get("num_epochs")), key="live-curves")
+        if job.active and st.button("Stop", key="stop", help="Stops after the current batch; keeps the model."):
+            jobs.cancel_job(job_id)
+            st.toast("Stopping after the current batch…")
+        if started_active and not job.active:
+            st.rerun()  # once, to stop polling and refresh the model lists
+
+    live()
+    if not started_active:
+        nav = st.columns(3)
+        nav[0].page_link("pages/results.py", label="Study the results", icon="📊")
+        nav[1].page_link("pages/draw.py", label="Try it on a drawing", icon="✍️")
+        nav[2].page_link("pages/compare.py", label="Compare with other runs", icon="⚖️")
+
+
+def model_bytes(model_id: str) -> bytes:
+    """The .keras file of a shipped model or a run, for download."""
+    path = tracking.SHIPPED_DIR / f"{model_id}.keras" if model_id in tracking.SHIPPED \
+        else _store().artifact_path(model_id, tracking.MODEL_ARTIFACT)
+    return path.read_bytes()

@@ -1,0 +1,110 @@
+"""Every page renders in AppTest with real data, models and store; a run started on Train reaches Results/Compare."""
+
+import time
+
+import keras  # noqa: F401  - imported first, so the app's background TensorFlow warm-up has nothing to do
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from digitlab import jobs
+
+APP = __import__("pathlib").Path(__file__).resolve().parent.parent / "app.py"
+PAGES = ["pages/home.py", "pages/train.py", "pages/results.py", "pages/draw.py", "pages/compare.py"]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, mnist):
+    monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    np.savez(tmp_path / "mnist.npz", x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test,
+             y_test=mnist.y_test)
+    st.cache_resource.clear()  # cached resources outlive an AppTest: drop the previous test's run store
+    return tmp_path
+
+
+def app(page=None):
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_without_exception(home, page):
+    at = app(page)
+    assert at.title[0].value in ("DigitLab", "Train a model", "Results", "Draw a digit", "Compare runs")
+
+
+def test_home_shows_dataset_and_models(home):
+    at = app()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Training images"] == "60,000" and metrics["Models available"] == "2"
+    assert metrics["Best test accuracy"] == "99.40%"
+
+
+def test_results_of_a_shipped_model(home):
+    at = app("pages/results.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == "99.40%"
+    assert len(at.get("plotly_chart")) >= 4
+
+
+def test_draw_page_waits_for_a_drawing(home):
+    at = app("pages/draw.py")
+    assert at.info[0].value == "Draw a digit"
+    assert not at.metric  # no guess on a blank canvas
+
+
+def test_train_form_explains_bad_values(home):
+    at = app("pages/train.py")
+    at.text_input(key="filters-cnn-reference").set_value("32,x").run()
+    assert "filters must be a tuple of 1 to 3 positive integers" in at.error[0].value
+    assert not [b for b in at.button if b.key == "start"]  # no Start button while the form is invalid
+
+
+def test_bad_url_parameters_are_named_and_ignored(home):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({"learning_rate": "5", "num_epochs": "ten", "model": "rnn"})
+    at.run().switch_page("pages/train.py").run()
+    warnings = " ".join(w.value for w in at.warning)
+    assert "learning_rate must be a number in (0, 1], got 5.0" in warnings
+    assert "num_epochs must be int, got 'ten'" in warnings and "model must be one of" in warnings
+    assert not at.exception
+
+
+def test_url_reproduces_the_form(home):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({"model": "ann", "preset": "fast", "num_epochs": "4", "learning_rate": "0.002"})
+    at.run().switch_page("pages/train.py").run()
+    assert at.number_input(key="epochs-ann-fast").value == 4
+    assert at.number_input(key="lr-ann-fast").value == pytest.approx(0.002)
+
+
+def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
+    at = app("pages/train.py")
+    key = "ann-reference"
+    at.segmented_control(key="kind").set_value("ann").run()
+    at.number_input(key=f"epochs-{key}").set_value(1)
+    at.slider(key=f"limit-{key}").set_value(1000)
+    at.number_input(key=f"hidden-{key}").set_value(32).run()
+    assert "Estimated time" in at.caption[0].value
+    at.button(key="start").click().run()
+    job_id = at.session_state.job_id
+    deadline = time.time() + 180
+    while jobs.get_job(job_id).active and time.time() < deadline:
+        time.sleep(0.5)
+    job = jobs.get_job(job_id)
+    assert job.status == "finished", job.error
+    at.run()
+    assert any("Finished: test accuracy" in s.value for s in at.success)
+    assert at.session_state.model_id == job.run_id  # the new run is the selected model everywhere
+
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Test accuracy"] == f"{job.summary['test_accuracy']:.2%}"
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert job.run_id and len(at.dataframe[0].value) == 1
