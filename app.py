@@ -1,17 +1,21 @@
-"""DigitLab dashboard: `streamlit run app.py`. Pages lay out widgets; the digitlab package does the work."""
+"""DigitLab dashboard: `streamlit run app.py`. Pages lay out widgets; the digitlab package does the work.
+
+The page scripts live in views/, not pages/: Streamlit runs a server's first session through its legacy
+folder-navigation mode whenever a folder named pages/ exists, listing every file there as a page.
+"""
 
 import streamlit as st
 
-from pages import ui
+from views import ui
 
 st.set_page_config(page_title="DigitLab", page_icon="✍️", layout="wide")
 ui.warm_tensorflow()  # TensorFlow takes 3-10 s to import: start now, off the page's path
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/results.py", title="Results", icon="📊"),
-    st.Page("pages/draw.py", title="Draw", icon="✍️"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/results.py", title="Results", icon=":material/insights:"),
+    st.Page("views/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
 ]
 st.navigation(pages).run()

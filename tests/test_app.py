@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from digitlab import jobs
 
 APP = __import__("pathlib").Path(__file__).resolve().parent.parent / "app.py"
-PAGES = ["pages/home.py", "pages/train.py", "pages/results.py", "pages/draw.py", "pages/compare.py"]
+PAGES = ["views/home.py", "views/train.py", "views/results.py", "views/draw.py", "views/compare.py"]
 
 
 @pytest.fixture
@@ -46,20 +46,20 @@ def test_home_shows_dataset_and_models(home):
 
 
 def test_results_of_a_shipped_model(home):
-    at = app("pages/results.py")
+    at = app("views/results.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == "99.40%"
     assert len(at.get("plotly_chart")) >= 4
 
 
 def test_draw_page_waits_for_a_drawing(home):
-    at = app("pages/draw.py")
+    at = app("views/draw.py")
     assert at.info[0].value == "Draw a digit"
     assert not at.metric  # no guess on a blank canvas
 
 
 def test_train_form_explains_bad_values(home):
-    at = app("pages/train.py")
+    at = app("views/train.py")
     at.text_input(key="filters-cnn-reference").set_value("32,x").run()
     assert "filters must be a tuple of 1 to 3 positive integers" in at.error[0].value
     assert not [b for b in at.button if b.key == "start"]  # no Start button while the form is invalid
@@ -68,7 +68,7 @@ def test_train_form_explains_bad_values(home):
 def test_bad_url_parameters_are_named_and_ignored(home):
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.query_params.update({"learning_rate": "5", "num_epochs": "ten", "model": "rnn"})
-    at.run().switch_page("pages/train.py").run()
+    at.run().switch_page("views/train.py").run()
     warnings = " ".join(w.value for w in at.warning)
     assert "learning_rate must be a number in (0, 1], got 5.0" in warnings
     assert "num_epochs must be int, got 'ten'" in warnings and "model must be one of" in warnings
@@ -78,13 +78,13 @@ def test_bad_url_parameters_are_named_and_ignored(home):
 def test_url_reproduces_the_form(home):
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.query_params.update({"model": "ann", "preset": "fast", "num_epochs": "4", "learning_rate": "0.002"})
-    at.run().switch_page("pages/train.py").run()
+    at.run().switch_page("views/train.py").run()
     assert at.number_input(key="epochs-ann-fast").value == 4
     assert at.number_input(key="lr-ann-fast").value == pytest.approx(0.002)
 
 
 def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
-    at = app("pages/train.py")
+    at = app("views/train.py")
     key = "ann-reference"
     at.segmented_control(key="kind").set_value("ann").run()
     at.number_input(key=f"epochs-{key}").set_value(1)
@@ -102,9 +102,9 @@ def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     assert any("Finished: test accuracy" in s.value for s in at.success)
     assert at.session_state.model_id == job.run_id  # the new run is the selected model everywhere
 
-    at.switch_page("pages/results.py").run()
+    at.switch_page("views/results.py").run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Test accuracy"] == f"{job.summary['test_accuracy']:.2%}"
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert not at.exception
     assert job.run_id and len(at.dataframe[0].value) == 1

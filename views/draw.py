@@ -4,7 +4,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from digitlab import charts
 from digitlab.preprocessing import BlankImageError, prepare_image
-from pages import ui
+from views import ui
 
 st.title("Draw a digit")
 st.caption("Draw one digit, large and centred or not: it is cropped, scaled to 20 px and centred the way MNIST "

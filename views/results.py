@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab import charts
-from pages import ui
+from views import ui
 
 st.title("Results")
 model_id = ui.pick_model("Model to study")

@@ -2,7 +2,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab import charts, tracking
-from pages import ui
+from views import ui
 
 st.title("Compare runs")
 store = ui.store()

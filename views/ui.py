@@ -1,6 +1,6 @@
 """The dashboard's shared helpers: cached data, store and models, the selected model, error display.
 
-Caching lives here (the pages layer), never in `digitlab/`. `cache_resource` objects are shared by every
+Caching lives here (the UI layer), never in `digitlab/`. `cache_resource` objects are shared by every
 visitor, so only read-only things are cached: MNIST, the run store client, loaded models, test-set reports.
 """
 
@@ -258,9 +258,9 @@ def job_view(job_id: str) -> None:
     live()
     if not started_active:
         nav = st.columns(3)
-        nav[0].page_link("pages/results.py", label="Study the results", icon="📊")
-        nav[1].page_link("pages/draw.py", label="Try it on a drawing", icon="✍️")
-        nav[2].page_link("pages/compare.py", label="Compare with other runs", icon="⚖️")
+        nav[0].page_link("views/results.py", label="Study the results", icon="📊")
+        nav[1].page_link("views/draw.py", label="Try it on a drawing", icon="✍️")
+        nav[2].page_link("views/compare.py", label="Compare with other runs", icon="⚖️")
 
 
 def model_bytes(model_id: str) -> bytes:
@@ -268,3 +268,4 @@ def model_bytes(model_id: str) -> bytes:
     path = tracking.SHIPPED_DIR / f"{model_id}.keras" if model_id in tracking.SHIPPED \
         else _store().artifact_path(model_id, tracking.MODEL_ARTIFACT)
     return path.read_bytes()
+

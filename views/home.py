@@ -2,7 +2,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab import charts
-from pages import ui
+from views import ui
 
 st.title("DigitLab")
 st.markdown(
@@ -35,7 +35,7 @@ st.dataframe(table, hide_index=True, column_config={
 
 st.subheader("Where to next")
 l1, l2, l3, l4 = st.columns(4)
-l1.page_link("pages/train.py", label="Train a model", icon="🏋️")
-l2.page_link("pages/results.py", label="Study the results", icon="📊")
-l3.page_link("pages/draw.py", label="Draw a digit", icon="✍️")
-l4.page_link("pages/compare.py", label="Compare runs", icon="⚖️")
+l1.page_link("views/train.py", label="Train a model", icon="🏋️")
+l2.page_link("views/results.py", label="Study the results", icon="📊")
+l3.page_link("views/draw.py", label="Draw a digit", icon="✍️")
+l4.page_link("views/compare.py", label="Compare runs", icon="⚖️")

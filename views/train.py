@@ -1,9 +1,11 @@
 import streamlit as st
 
 from digitlab import config as cfg, jobs
-from pages import ui
+from views import ui
 
 st.title("Train a model")
+if "job" in st.query_params and "job_id" not in st.session_state:  # a reload or a shared link: follow that job
+    st.session_state.job_id = st.query_params["job"]
 
 # The form: preset and model kind set the defaults; the URL carries every value, so a link reproduces the form.
 url, url_errors = ui.config_from_url()
@@ -35,7 +37,5 @@ if config is not None:
         st.rerun()
 
 # The live view of this visitor's latest job: progress, ETA, curves, Stop.
-job_id = st.session_state.get("job_id") or st.query_params.get("job")
-if job_id:
-    st.session_state.job_id = job_id
-    ui.job_view(job_id)
+if st.session_state.get("job_id"):
+    ui.job_view(st.session_state.job_id)

@@ -1,0 +1,148 @@
+"""The real app in headless Chromium: every page without an exception, drawing with the mouse gives a prediction,
+a training survives switching pages and a reload. Screenshots land in the test's temporary folder (and in
+$DIGITLAB_SCREENSHOTS when set). Runs whenever /usr/bin/chromium exists, and must run when CI=true."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"{CHROMIUM} is missing but CI=true: browser tests must run (apt-get install chromium)")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mnist):
+    home = tmp_path_factory.mktemp("home")
+    np.savez(home / "mnist.npz", x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test,
+             y_test=mnist.y_test)
+    port = _free_port()
+    env = {**os.environ, "DIGITLAB_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not become healthy: " + (home / "server.log").read_text()[-2000:])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def wait_idle(page, timeout=60_000):
+    """Wait until Streamlit has finished running the script (no 'Running…' status widget)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    time.sleep(0.5)
+
+
+def shoot(page, tmp_path, name):
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("DIGITLAB_SCREENSHOTS"):
+        Path(os.environ["DIGITLAB_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(os.environ["DIGITLAB_SCREENSHOTS"]) / path.name)
+
+
+@pytest.mark.parametrize("path, title", [("", "DigitLab"), ("train", "Train a model"), ("results", "Results"),
+                                         ("draw", "Draw a digit"), ("compare", "Compare runs")])
+def test_every_page_renders_without_exception(server, page, tmp_path, path, title):
+    page.goto(f"{server}/{path}")
+    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+    wait_idle(page)
+    if path == "results":
+        page.get_by_text("Most confused pairs").wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    shoot(page, tmp_path, path or "home")
+
+
+def test_drawing_with_the_mouse_predicts(server, page, tmp_path):
+    page.goto(f"{server}/draw")
+    page.get_by_text("Draw a digit", exact=True).first.wait_for(timeout=60_000)
+    wait_idle(page)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    x0, y0 = box["x"], box["y"]
+    # A "7": a stroke across the top, then a diagonal down to the bottom left.
+    page.mouse.move(x0 + 70, y0 + 60)
+    page.mouse.down()
+    for t in np.linspace(0, 1, 15):
+        page.mouse.move(x0 + 70 + 140 * t, y0 + 60)
+    for t in np.linspace(0, 1, 25):
+        page.mouse.move(x0 + 210 - 90 * t, y0 + 60 + 170 * t)
+    page.mouse.up()
+    page.get_by_text("What the models see").wait_for(timeout=60_000)
+    wait_idle(page)
+    values = page.locator('[data-testid="stMetric"]').filter(has_text="Prediction").locator(
+        '[data-testid="stMetricValue"]').all_inner_texts()
+    assert len(values) == 2 and all(v.strip().isdigit() for v in values), values
+    assert "7" in [v.strip() for v in values]  # at least one of the two models reads the 7
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 6  # 2 probability bars + 4 preparation steps
+    assert page.locator('[data-testid="stException"]').count() == 0
+    shoot(page, tmp_path, "draw-predicted")
+
+
+def test_training_survives_page_switch_and_reload(server, page, tmp_path):
+    page.goto(f"{server}/train?model=ann&num_epochs=2&train_limit=2000&hidden_units=32")
+    start = page.get_by_role("button", name="Start training")
+    start.wait_for(timeout=60_000)
+    wait_idle(page)
+    start.click()
+    page.get_by_text("Run: ANN").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Home").first.click()
+    page.get_by_role("heading", name="DigitLab").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Train").first.click()
+    page.get_by_text("Run: ANN").wait_for(timeout=60_000)  # the job is still shown after coming back
+    page.reload()
+    page.get_by_text("Run: ANN").wait_for(timeout=60_000)  # and after a browser reload
+    page.get_by_text("Finished: test accuracy").wait_for(timeout=180_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    shoot(page, tmp_path, "train-finished")
