@@ -18,4 +18,8 @@ pages = [
     st.Page("views/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+try:
+    page.run()
+except Exception as error:  # st.rerun/st.stop are BaseExceptions and pass through; anything else is a bug
+    ui.show_failure(page.title, error)

@@ -8,7 +8,7 @@ parameter and an MLflow param, so nothing has to be nested or renamed on the way
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MODELS = ("ann", "cnn")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -83,7 +83,7 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_params(cls, params: dict[str, str]) -> "RunConfig":
+    def from_params(cls, params: dict[str, str]) -> RunConfig:
         """Inverse of `to_params`; unknown keys are ignored, bad values raise ValueError naming the field."""
         kwargs = {}
         for f in dataclasses.fields(cls):
@@ -91,7 +91,7 @@ class RunConfig:
                 kwargs[f.name] = _parse(f.name, params[f.name], f.default)
         return cls(**kwargs)
 
-    def replace(self, **changes) -> "RunConfig":
+    def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
 

@@ -24,6 +24,21 @@ def small(mnist):
             scale_images(mnist.x_test[:1000]), mnist.y_test[:1000])
 
 
+def seed_home(path, mnist):
+    """Put the MNIST cache into a fresh DigitLab home, so nothing there reloads the wheel."""
+    np.savez(path / "mnist.npz", x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test,
+             y_test=mnist.y_test)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, mnist):
+    """A private DigitLab home (jobs, run store) for this test, with the MNIST cache already in it."""
+    monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return seed_home(tmp_path, mnist)
+
+
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch):
     """A throw-away SQLite run store; the environment points DigitLab (and subprocesses) at it."""

@@ -3,7 +3,6 @@
 import time
 
 import keras  # noqa: F401  - imported first, so the app's background TensorFlow warm-up has nothing to do
-import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -14,14 +13,9 @@ APP = __import__("pathlib").Path(__file__).resolve().parent.parent / "app.py"
 PAGES = ["views/home.py", "views/train.py", "views/results.py", "views/draw.py", "views/compare.py"]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch, mnist):
-    monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    np.savez(tmp_path / "mnist.npz", x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test,
-             y_test=mnist.y_test)
+@pytest.fixture(autouse=True)
+def fresh_caches():
     st.cache_resource.clear()  # cached resources outlive an AppTest: drop the previous test's run store
-    return tmp_path
 
 
 def app(page=None):

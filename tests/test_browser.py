@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import seed_home
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,9 +36,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mnist):
-    home = tmp_path_factory.mktemp("home")
-    np.savez(home / "mnist.npz", x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test,
-             y_test=mnist.y_test)
+    home = seed_home(tmp_path_factory.mktemp("home"), mnist)
     port = _free_port()
     env = {**os.environ, "DIGITLAB_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -14,18 +14,6 @@ TINY = RunConfig(model="ann", hidden_units=32, num_epochs=2, batch_size=32, trai
 SLOW = RunConfig(model="cnn", num_epochs=20, batch_size=16, train_limit=20000, early_stopping=None)
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch, mnist):
-    """A private DigitLab home (jobs, run store) with the MNIST cache already in it."""
-    import numpy as np
-
-    monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    np.savez(tmp_path / "mnist.npz", x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test,
-             y_test=mnist.y_test)
-    return tmp_path
-
-
 def wait_for(job_id, condition, timeout=180):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -6,6 +6,7 @@ visitor, so only read-only things are cached: MNIST, the run store client, loade
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sys
 import threading
@@ -269,3 +270,10 @@ def model_bytes(model_id: str) -> bytes:
         else _store().artifact_path(model_id, tracking.MODEL_ARTIFACT)
     return path.read_bytes()
 
+
+
+def show_failure(page_title: str, error: Exception) -> None:
+    """The last line of defence: a message instead of a traceback; the traceback goes to the server log."""
+    logging.getLogger("digitlab").exception("page %s failed", page_title)
+    st.error(f"The {page_title} page hit a problem it did not expect: {type(error).__name__}: {error}. "
+             "Reload the page or pick another model; the server log has the details.", icon="⚠️")

@@ -1,0 +1,113 @@
+"""Start-up as a visitor sees it: `streamlit run app.py` as a subprocess, then headless Chromium measures
+(1) server start → health endpoint answers, (2) → the Home page's content is rendered (its "Models" table),
+(3) a fresh tab on Draw → a drawn digit's `Prediction` is shown, (4) later strokes → updated prediction.
+
+    python benchmarks/startup.py [--runs 3]
+
+Needs Debian's chromium at /usr/bin/chromium. Each run uses a fresh server and a fresh DigitLab home (with the MNIST
+cache copied in, as after a first start). Prints seconds per run and the median.
+"""
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def draw_seven(page, x0, y0, dx=0):
+    page.mouse.move(x0 + 70 + dx, y0 + 60)
+    page.mouse.down()
+    for i in range(15):
+        page.mouse.move(x0 + 70 + dx + 140 * i / 14, y0 + 60)
+    for i in range(25):
+        page.mouse.move(x0 + 210 + dx - 90 * i / 24, y0 + 60 + 170 * i / 24)
+    page.mouse.up()
+
+
+def one_run(browser, cache: Path) -> dict:
+    home = Path(tempfile.mkdtemp())
+    shutil.copy(cache, home / "mnist.npz")
+    port = free_port()
+    env = {**os.environ, "DIGITLAB_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    start = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.port", str(port), "--browser.gatherUsageStats", "false"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        health = time.perf_counter() - start
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("heading", name="Models").wait_for(timeout=120_000)
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
+        home_shown = time.perf_counter() - start
+        draw = browser.new_page(viewport={"width": 1400, "height": 1000})
+        draw.goto(f"{url}/draw")
+        canvas = draw.locator("canvas.upper-canvas").first
+        canvas.wait_for(timeout=120_000)
+        box = canvas.bounding_box()
+        draw_seven(draw, box["x"], box["y"])
+        draw.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=120_000)
+        first_prediction = time.perf_counter() - start
+        strokes = []
+        for i in range(5):  # later strokes: clear, draw again, wait for the new prediction
+            draw.get_by_role("button", name="Clear").click()
+            draw.get_by_text("Draw a digit", exact=True).wait_for(timeout=60_000)
+            draw.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+            box = draw.locator("canvas.upper-canvas").first.bounding_box()
+            t = time.perf_counter()
+            draw_seven(draw, box["x"], box["y"], dx=-20 + 10 * i)
+            draw.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=60_000)
+            strokes.append(time.perf_counter() - t)
+        return {"health": health, "home": home_shown, "first_prediction": first_prediction,
+                "stroke_to_prediction": statistics.median(strokes)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    from digitlab.data import home_dir, load_mnist
+
+    load_mnist()  # make sure the cache exists
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        results = [one_run(browser, home_dir() / "mnist.npz") for _ in range(args.runs)]
+        browser.close()
+    for key in results[0]:
+        values = [r[key] for r in results]
+        print(f"{key:22s} median {statistics.median(values):6.2f} s   runs " + " ".join(f"{v:.2f}" for v in values))
+
+
+if __name__ == "__main__":
+    main()
