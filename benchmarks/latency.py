@@ -1,7 +1,7 @@
 """Per-stroke latency of the Draw page's work, in-process and warm: prepare a 280×280 RGBA canvas, then predict with
 the shipped ANN and CNN. Compares the compiled predictor DigitLab uses with `model.predict`.
 
-    python benchmarks/latency.py [--repeats 300]
+    python -m benchmarks.latency [--repeats 300]
 
 Prints p50/p95 in milliseconds for each step and the total; machine-specific, compare within one run.
 """

@@ -146,3 +146,18 @@ def test_training_survives_page_switch_and_reload(server, page, tmp_path):
     page.get_by_text("Finished: test accuracy").wait_for(timeout=180_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     shoot(page, tmp_path, "train-finished")
+
+
+def test_clicking_a_confusion_cell_shows_those_digits(server, page, tmp_path):
+    page.goto(f"{server}/results")
+    page.get_by_text("Most confused pairs").wait_for(timeout=90_000)
+    wait_idle(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').nth(1)  # after the training curves
+    chart.scroll_into_view_if_needed()
+    cells = chart.locator("g.trace.scatter path.point")
+    assert cells.count() == 100
+    cells.nth(4 * 10 + 9).click(force=True)  # true 4, predicted 9
+    page.get_by_text("True 4, predicted 9").wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    shoot(page, tmp_path, "results-cell")

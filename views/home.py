@@ -12,12 +12,10 @@ st.markdown(
 )
 
 data = ui.mnist()
-entries = ui.model_entries()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Training images", f"{len(data.x_train):,}")
 c2.metric("Test images", f"{len(data.x_test):,}")
-c3.metric("Models available", len(entries))
-c4.metric("Best test accuracy", f"{max(e['test_accuracy'] for e in entries):.2%}")
+models_metric, best_metric = c3.empty(), c4.empty()  # filled once the run store has answered (below)
 
 st.subheader("The dataset at a glance")
 samples, balance, means = st.tabs(["Sample digits", "Class balance", "Mean digit"])
@@ -26,12 +24,12 @@ balance.plotly_chart(charts.class_distribution(data.y_train, data.y_test), key="
 means.plotly_chart(charts.mean_images(data.x_train, data.y_train), key="means")
 
 st.subheader("Models")
-table = pd.DataFrame([{"model": e["name"], "kind": e["model"].upper(), "test accuracy": e["test_accuracy"],
-                       "training time (s)": e["train_seconds"], "parameters": int(e["num_parameters"])}
-                      for e in entries])
-st.dataframe(table, hide_index=True, column_config={
-    "test accuracy": st.column_config.NumberColumn(format="percent"),
-    "training time (s)": st.column_config.NumberColumn(format="%.0f")})
+entries = ui.model_entries()
+models_metric.metric("Models available", len(entries))
+best_metric.metric("Best test accuracy", f"{max(e['test_accuracy'] for e in entries):.2%}")
+st.table(pd.DataFrame([{"model": e["name"], "kind": e["model"].upper(), "test accuracy": f"{e['test_accuracy']:.2%}",
+                        "training time": ui.seconds(e["train_seconds"]), "parameters": f"{int(e['num_parameters']):,}"}
+                       for e in entries]).set_index("model"))
 
 st.subheader("Where to next")
 l1, l2, l3, l4 = st.columns(4)

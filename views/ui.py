@@ -10,6 +10,7 @@ import logging
 import secrets
 import sys
 import threading
+import time
 
 import numpy as np
 import streamlit as st
@@ -19,11 +20,21 @@ from digitlab.data import load_mnist
 from digitlab.preprocessing import scale_images
 
 
-def warm_tensorflow() -> None:
-    """Import TensorFlow in a background thread at start-up, so the first page never waits for it."""
-    if "keras" not in sys.modules and not getattr(warm_tensorflow, "started", False):
-        warm_tensorflow.started = True
-        threading.Thread(target=lambda: __import__("digitlab.models"), daemon=True, name="warm-tf").start()
+def warm_tensorflow(*, delay: float = 1.5) -> None:
+    """Import TensorFlow in a background thread, after `delay` seconds.
+
+    The import holds the GIL for seconds at a time; started as soon as a page's script ends, it stalled the server's
+    event loop before the page had reached the browser (Home's table appeared after 10 s instead of 3).
+    """
+    if "keras" in sys.modules or getattr(warm_tensorflow, "started", False):
+        return
+    warm_tensorflow.started = True
+
+    def load():
+        time.sleep(delay)
+        import digitlab.models  # noqa: F401
+
+    threading.Thread(target=load, daemon=True, name="warm-tf").start()
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
