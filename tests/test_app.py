@@ -95,10 +95,13 @@ def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     at.run()
     assert any("Finished: test accuracy" in s.value for s in at.success)
     assert at.session_state.model_id == job.run_id  # the new run is the selected model everywhere
+    assert at.session_state["draw-ann"] == job.run_id
 
     at.switch_page("views/results.py").run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Test accuracy"] == f"{job.summary['test_accuracy']:.2%}"
+    at.switch_page("views/draw.py").run()
+    assert not at.exception and at.selectbox(key="pick-draw-ann").value == job.run_id
     at.switch_page("views/compare.py").run()
     assert not at.exception
     assert job.run_id and len(at.dataframe[0].value) == 1

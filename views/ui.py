@@ -109,6 +109,12 @@ def pick_model(label: str = "Model", *, kind: str | None = None, key: str = "mod
     return choice
 
 
+def select(model_id: str, kind: str) -> None:
+    """Make a model the selected one on every page (Results, and its kind's column on Draw)."""
+    st.session_state.model_id = model_id
+    st.session_state[f"draw-{kind}"] = model_id
+
+
 def seconds(value: float | None) -> str:
     """12.3 → '12 s', 75 → '1 min 15 s'."""
     if value is None:
@@ -249,12 +255,12 @@ def job_view(job_id: str) -> None:
             st.success(f"Finished: test accuracy {s['test_accuracy']:.2%} after {s['epochs_run']} epochs in "
                        f"{seconds(s['train_seconds'])}" + (f" ({job.stopped.replace('_', ' ')})" if job.stopped
                                                             else "") + ". It is now the selected model.", icon="✅")
-            st.session_state.model_id = job.run_id
+            select(job.run_id, job.config.model)
         elif job.status == "cancelled":
             msg = "Stopped by you."
             if job.run_id:
                 msg += f" The model as trained so far is kept (test accuracy {job.summary['test_accuracy']:.2%})."
-                st.session_state.model_id = job.run_id
+                select(job.run_id, job.config.model)
             st.warning(msg, icon="⏹️")
         else:
             st.error(f"The run {job.status}: {job.error}. Nothing else was lost; start it again.", icon="❌")
