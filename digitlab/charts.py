@@ -205,3 +205,16 @@ def probability_bars(probabilities: np.ndarray, *, height: int = 240) -> go.Figu
     fig.update_xaxes(title="digit", type="category")
     fig.update_yaxes(title="probability", range=[0, 1], tickformat=".0%")
     return _layout(fig, height=height)
+
+
+def saliency_overlay(image: np.ndarray, saliency: np.ndarray, *, title: str = "", height: int = 260) -> go.Figure:
+    """The 28×28 input in grey with the saliency on top: red pushed toward the class, blue pushed away."""
+    image, saliency = np.asarray(image, np.float32), np.asarray(saliency, np.float32)
+    limit = float(np.abs(saliency).max()) or 1.0
+    shown = np.where(np.abs(saliency) > 0.05 * limit, saliency, np.nan)  # hide the near-zero background
+    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, zmin=0, zmax=1, hoverinfo="skip"))
+    fig.add_heatmap(z=shown, colorscale="RdBu_r", zmid=0, zmin=-limit, zmax=limit, opacity=0.75,
+                    colorbar=dict(title="effect", thickness=10), hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>")
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False, constrain="domain")
+    return _layout(fig, height=height, title=title, plot_bgcolor="black")

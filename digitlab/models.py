@@ -56,3 +56,23 @@ def make_predictor(model: keras.Model):
         return compiled(np.asarray(images, np.float32).reshape(-1, 28, 28)).numpy()
 
     return predict
+
+
+def saliency(model: keras.Model, image: np.ndarray, *, target: int) -> np.ndarray:
+    """Gradient × input of digit `target`'s score (its pre-softmax logit): how much each pixel pushed it.
+
+    The logit, not the probability: at 100% confidence the softmax saturates and its gradient vanishes.
+    image : float32 (28, 28) in [0, 1]. Returns float32 (28, 28): positive where the ink supports `target`,
+    negative where it argues against it, exactly 0 where there is no ink. Deterministic (no sampling).
+    """
+    import tensorflow as tf  # noqa: PLC0415
+
+    if not 0 <= int(target) <= 9:
+        raise ValueError(f"target must be a digit 0-9, got {target!r}")
+    output = model.get_layer("probabilities")  # every DigitLab model ends in this Dense softmax layer
+    features = keras.Model(model.inputs, output.input)
+    x = tf.convert_to_tensor(np.asarray(image, np.float32).reshape(1, 28, 28))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logit = tf.matmul(features(x, training=False), output.kernel)[0, int(target)] + output.bias[int(target)]
+    return (tape.gradient(logit, x)[0] * x[0]).numpy()

@@ -138,3 +138,11 @@ def _centre(resized: np.ndarray) -> np.ndarray:
     dy = int(np.clip(dy, -top, SIZE - h - top))
     dx = int(np.clip(dx, -left, SIZE - w - left))
     return np.roll(out, (dy, dx), axis=(0, 1))
+
+
+def canvas_to_mnist(rgba: np.ndarray) -> np.ndarray:
+    """The drawing canvas's RGBA uint8 (H, W, 4) → the model input float32 (28, 28) in [0, 1].
+
+    The same preparation as `prepare_image` (which also returns the intermediate steps). Raises BlankImageError.
+    """
+    return prepare_image(rgba).image

@@ -125,7 +125,8 @@ def test_drawing_with_the_mouse_predicts(server, page, tmp_path):
         '[data-testid="stMetricValue"]').all_inner_texts()
     assert len(values) == 2 and all(v.strip().isdigit() for v in values), values
     assert "7" in [v.strip() for v in values]  # at least one of the two models reads the 7
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 6  # 2 probability bars + 4 preparation steps
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 8  # 2 bars, 4 preparation steps, 2 saliency
+    assert page.get_by_text("Which pixels decided it").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     shoot(page, tmp_path, "draw-predicted")
 

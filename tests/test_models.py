@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from digitlab.config import RunConfig, preset
 from digitlab.models import build_model
@@ -35,3 +36,18 @@ def test_augmentation_is_identity_at_inference():
     x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
     np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
     assert not np.allclose(np.asarray(aug(x, training=True)), x)
+
+
+def test_saliency_has_the_input_shape_is_deterministic_and_zero_off_ink(mnist):
+    from digitlab.models import saliency
+    from digitlab.tracking import SHIPPED_DIR, load_model_file
+
+    model = load_model_file(SHIPPED_DIR / "cnn.keras")
+    image = mnist.x_test[0] / 255.0  # a 7
+    s7 = saliency(model, image, target=7)
+    assert s7.shape == (28, 28) and s7.dtype == np.float32
+    np.testing.assert_array_equal(s7, saliency(model, image, target=7))
+    assert np.all(s7[image == 0] == 0)  # gradient × input: no ink, no effect
+    assert s7.sum() != 0 and not np.allclose(s7, saliency(model, image, target=1))
+    with pytest.raises(ValueError, match="target must be a digit 0-9, got 10"):
+        saliency(model, image, target=10)

@@ -3,6 +3,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from digitlab import charts
+from digitlab.models import saliency
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
 
@@ -24,6 +25,7 @@ try:
 except BlankImageError:
     prepared = None
 
+predicted = {}  # kind → (model id, digit)
 with right:
     if prepared is None:
         st.info("Draw a digit", icon="✍️")
@@ -36,6 +38,7 @@ with right:
             _, predict = ui.model(model_id)
             probabilities = predict(prepared.image[None])[0]
             digit = int(np.argmax(probabilities))
+            predicted[kind] = (model_id, digit)
             st.metric("Prediction", digit, help=f"{kind.upper()} {model_id}")
             st.caption(f"Confidence {probabilities[digit]:.1%}")
             st.plotly_chart(charts.probability_bars(probabilities, height=220), key=f"bars-{kind}")
@@ -47,3 +50,13 @@ if prepared is not None:
                                             ("longer side 20 px", prepared.resized),
                                             ("centred 28×28: the input", prepared.image))):
         col.plotly_chart(charts.digit_image(image, title=title, height=230), key=f"step-{title}")
+
+    st.subheader("Which pixels decided it")
+    target = st.segmented_control("Explain the score of digit", list(range(10)), key="target",
+                                  help="Empty: each model's own prediction. Gradient × input: red pixels pushed the "
+                                       "score up, blue ones pushed it down.")
+    for col, (kind, (model_id, digit)) in zip(st.columns(2), predicted.items()):
+        shown = digit if target is None else int(target)
+        heat = saliency(ui.model(model_id)[0], prepared.image, target=shown)
+        col.plotly_chart(charts.saliency_overlay(prepared.image, heat, title=f"{kind.upper()}: digit {shown}"),
+                         key=f"saliency-{kind}")
