@@ -1,6 +1,6 @@
 """Start-up as a visitor sees it: `streamlit run app.py` as a subprocess, then headless Chromium measures
 (1) server start → health endpoint answers, (2) → Home's heading, then its last element (the models table),
-(3) a fresh tab on Draw → a drawn digit's `Prediction` is shown, (4) later strokes → updated prediction.
+(3) a fresh tab on Draw → a drawn digit's `Prediction` is shown, (4) later strokes: mouse-up → the new prediction is visible.
 
     python -m benchmarks.startup [--runs 3]
 
@@ -41,6 +41,7 @@ def draw_seven(page, x0, y0, dx=0):
     for i in range(25):
         page.mouse.move(x0 + 210 + dx - 90 * i / 24, y0 + 60 + 170 * i / 24)
     page.mouse.up()
+    return time.perf_counter()  # the moment the stroke ends
 
 
 def one_run(browser, cache: Path) -> dict:
@@ -84,8 +85,7 @@ def one_run(browser, cache: Path) -> dict:
             draw.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
             time.sleep(2.5)  # the remounted canvas needs 1-3 s before it takes strokes (see the note in RESULTS.md)
             box = draw.locator("canvas.upper-canvas").first.bounding_box()
-            t = time.perf_counter()
-            draw_seven(draw, box["x"], box["y"], dx=-20 + 10 * i)
+            t = draw_seven(draw, box["x"], box["y"], dx=-20 + 10 * i)
             try:
                 draw.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=20_000)
             except Exception:

@@ -110,3 +110,26 @@ def test_load_image_file_reads_png_and_jpeg(tmp_path, mnist):
     for name in ("d.jpg", "d.png"):
         prepared = prepare_image(load_image_file(tmp_path / name)).image
         assert _aligned_error(prepared, digit) < 0.05
+
+
+@pytest.mark.parametrize("shape", [(200, 50), (50, 200), (7, 3), (400, 400)])
+def test_longer_side_becomes_20_px_keeping_aspect_and_grey_levels(shape):
+    from digitlab.preprocessing import _fit_longer_side
+
+    ink = np.zeros(shape, np.float32)
+    ink[int(shape[0] * 0.27): int(shape[0] * 0.73) + 1, :] = 1.0  # a band: its edges must come out grey
+    out = _fit_longer_side(ink, 20)
+    h, w = shape
+    assert max(out.shape) == 20 and abs(out.shape[0] / out.shape[1] - h / w) < 0.2 + 1 / min(out.shape)
+    assert out.max() == pytest.approx(1.0) and out.min() >= 0
+    if min(shape) >= 40:
+        assert ((out > 0.05) & (out < 0.95)).any()  # anti-aliased, like MNIST
+
+
+def test_drawing_touching_every_border_still_works():
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[:, :12, 3] = rgba[:, -12:, 3] = rgba[:12, :, 3] = rgba[-12:, :, 3] = 255  # a frame: a fat "0"
+    image = prepare_image(rgba).image
+    rows, cols = np.flatnonzero(image.max(1) > 0.5), np.flatnonzero(image.max(0) > 0.5)
+    assert (rows[0], rows[-1], cols[0], cols[-1]) == (4, 23, 4, 23)  # the 20×20 box, centred
+    assert image[14, 14] == 0  # the hole stays a hole
