@@ -129,6 +129,11 @@ def test_drawing_with_the_mouse_predicts(server, page, tmp_path):
     assert page.get_by_text("Which pixels decided it").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     shoot(page, tmp_path, "draw-predicted")
+    # Label it and add it to "my drawings": every model is then scored on the set.
+    page.get_by_role("button", name="Add to my drawings").click()
+    page.get_by_text("Replay my drawings through").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def test_training_survives_page_switch_and_reload(server, page, tmp_path):

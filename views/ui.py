@@ -294,3 +294,13 @@ def show_failure(page_title: str, error: Exception) -> None:
     logging.getLogger("digitlab").exception("page %s failed", page_title)
     st.error(f"The {page_title} page hit a problem it did not expect: {type(error).__name__}: {error}. "
              "Reload the page or pick another model; the server log has the details.", icon="⚠️")
+
+
+def import_drawings(drawings) -> None:
+    """file_uploader callback: add the uploaded set before the page reruns, so the tables include it."""
+    upload = st.session_state.get("import")
+    if upload is not None:
+        try:
+            st.toast(f"Imported {drawings.import_bytes(upload.getvalue())} drawings from {upload.name}.")
+        except ValueError as error:
+            st.session_state.import_error = f"Could not import {upload.name}: {error}"
