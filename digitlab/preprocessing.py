@@ -79,10 +79,24 @@ def prepare_image(image: np.ndarray) -> Prepared:
     mask = ink > threshold
     if ink.max() < 0.15 or mask.mean() < MIN_INK_PIXELS or mask.sum() < 3:
         raise BlankImageError("no digit found: the image is blank or too faint. Draw a digit.")
+    if _looks_like_noise(mask):
+        raise BlankImageError("no digit found: only scattered specks. Draw a digit.")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     resized = _fit_longer_side(cropped, BOX)
     return Prepared(ink=ink, cropped=cropped, resized=resized, image=_centre(resized))
+
+
+def _looks_like_noise(mask: np.ndarray) -> bool:
+    """True when the ink is scattered specks: its 3 largest connected parts hold under half of it.
+
+    A digit is one to three strokes (a "4" or "5" drawn in pieces); noise is many small, separate blobs.
+    """
+    labels, count = ndimage.label(mask)
+    if count <= 3:
+        return False
+    sizes = np.sort(np.bincount(labels.ravel())[1:])[::-1]
+    return sizes[:3].sum() < 0.5 * sizes.sum()
 
 
 def ink_from_image(image: np.ndarray) -> np.ndarray:

@@ -133,3 +133,16 @@ def test_drawing_touching_every_border_still_works():
     rows, cols = np.flatnonzero(image.max(1) > 0.5), np.flatnonzero(image.max(0) > 0.5)
     assert (rows[0], rows[-1], cols[0], cols[-1]) == (4, 23, 4, 23)  # the 20×20 box, centred
     assert image[14, 14] == 0  # the hole stays a hole
+
+
+def test_noise_only_is_rejected_but_a_digit_with_specks_is_not(mnist):
+    rng = np.random.default_rng(0)
+    noise = np.zeros((280, 280, 4), np.uint8)
+    noise[..., 3] = (rng.random((280, 280)) < 0.01) * 255  # 1% of pixels: ~780 specks
+    with pytest.raises(BlankImageError, match="scattered specks"):
+        prepare_image(noise)
+    digits, _ = digit_images(mnist)
+    for digit in digits:  # every real digit, even drawn in pieces, passes; so does one with a few stray dots
+        rgba = _canvas(digit)
+        rgba[5, 5, 3] = rgba[390, 390, 3] = rgba[5, 390, 3] = 255
+        assert prepare_image(rgba).image.max() > 0.9
