@@ -2,7 +2,9 @@
 the shipped models with DigitLab's preparation (`canvas_to_mnist`) and without it (a plain resize of the whole
 canvas to 28×28).
 
-    python -m benchmarks.robustness [--limit 10000] [--seed 0]
+    python -m benchmarks.robustness [--limit 10000] [--seed 0] [--model NAME=PATH.keras ...]
+
+Without --model it measures the shipped CNN and ANN (models/cnn.keras, models/ann.keras).
 
 Distortions, each applied to every test digit on a 400×400 transparent RGBA canvas (ink in the alpha channel):
   none        the digit scaled to 280 px, centred (the canvas's own size)
@@ -56,10 +58,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", action="append", metavar="NAME=PATH.keras", help="models to measure")
     args = parser.parse_args()
     data = load_mnist()
     x, y = data.x_test[:args.limit], data.y_test[:args.limit]
-    predictors = {name: make_predictor(load_model_file(SHIPPED_DIR / f"{name}.keras")) for name in ("cnn", "ann")}
+    paths = dict(item.split("=", 1) for item in args.model) if args.model else {
+        name: SHIPPED_DIR / f"{name}.keras" for name in ("cnn", "ann")}
+    predictors = {name: make_predictor(load_model_file(path)) for name, path in paths.items()}
 
     def accuracy(predict, images):
         probabilities = np.concatenate([predict(images[i:i + 1000]) for i in range(0, len(images), 1000)])
