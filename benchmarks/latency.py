@@ -3,7 +3,8 @@ the shipped ANN and CNN. Compares the compiled predictor DigitLab uses with `mod
 
     python -m benchmarks.latency [--repeats 300]
 
-Prints p50/p95 in milliseconds for each step and the total; machine-specific, compare within one run.
+Prints p50/p95 in milliseconds for each step and the total, then the saliency map of each model; machine-specific,
+compare within one run.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from digitlab.data import load_mnist
-from digitlab.models import make_predictor
+from digitlab.models import make_predictor, saliency
 from digitlab.preprocessing import prepare_image
 from digitlab.tracking import SHIPPED_DIR, load_model_file
 
@@ -68,6 +69,13 @@ def main():
             t = time.perf_counter()
             models[name].predict(x, verbose=0)
             timings[f"{name} model.predict"].append((time.perf_counter() - t) * 1000)
+    for name in models:  # the Draw page's saliency map (gradient × input of the logit), eager, per stroke
+        timings[f"{name} saliency"] = []
+        for rgba in images[:60]:
+            x = prepare_image(rgba).image
+            t = time.perf_counter()
+            saliency(models[name], x, target=7)
+            timings[f"{name} saliency"].append((time.perf_counter() - t) * 1000)
     for key, samples in timings.items():
         print(f"{key:20s} {percentiles(samples)}   (n={len(samples)})")
 
