@@ -209,8 +209,7 @@ def _load_model(name: str):
     from . import tracking  # noqa: PLC0415
 
     if name in tracking.SHIPPED or tracking._RUN_ID.match(name):
-        store = None if name in tracking.SHIPPED else tracking.RunStore()
-        return store.load_model(name) if store else tracking.load_model_file(tracking.SHIPPED_DIR / f"{name}.keras")
+        return tracking.load_model(name)
     return tracking.load_model_file(Path(name))
 
 

@@ -181,9 +181,14 @@ class RunStore:
 
     def load_model(self, model_id: str):
         """Load a model by id: "ann"/"cnn" (shipped) or a run id."""
-        if model_id in SHIPPED:
-            return load_model_file(SHIPPED_DIR / f"{model_id}.keras")
-        return load_model_file(self.artifact_path(model_id, MODEL_ARTIFACT))
+        return load_model(model_id, store=self)
+
+
+def load_model(model_id: str, *, store: RunStore | None = None):
+    """Load a model by id: "ann"/"cnn" from models/ (no run store needed), else a run id from `store`."""
+    if model_id in SHIPPED:
+        return load_model_file(SHIPPED_DIR / f"{model_id}.keras")
+    return load_model_file((store or RunStore()).artifact_path(check_run_id(model_id), MODEL_ARTIFACT))
 
 
 def check_run_id(run_id: str) -> str:

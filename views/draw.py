@@ -26,6 +26,7 @@ try:
 except BlankImageError:
     prepared = None
 
+entries = ui.model_entries()  # once per run: every stroke reruns this page
 predicted = {}  # kind → (model id, digit)
 with right:
     if prepared is None:
@@ -33,7 +34,7 @@ with right:
     columns = st.columns(2)
     for column, kind in zip(columns, ("ann", "cnn")):
         with column:
-            model_id = ui.pick_model(f"{kind.upper()} model", kind=kind, key=f"draw-{kind}")
+            model_id = ui.pick_model(f"{kind.upper()} model", kind=kind, key=f"draw-{kind}", entries=entries)
             if prepared is None:
                 continue
             _, predict = ui.model(model_id)
@@ -74,18 +75,18 @@ if prepared is not None:
 images, labels = drawings.arrays()
 if len(labels):
     scores = [{"model": e["label"], "accuracy on my drawings": accuracy_on(ui.model(e["id"])[1], images, labels),
-               "MNIST test accuracy": e["test_accuracy"]} for e in ui.model_entries()[:6]]
+               "MNIST test accuracy": e["test_accuracy"]} for e in entries[:6]]
     st.dataframe(scores, hide_index=True, key="my-scores", column_config={
         "accuracy on my drawings": st.column_config.NumberColumn(format="percent"),
         "MNIST test accuracy": st.column_config.NumberColumn(format="percent")})
-    replay_id = ui.pick_model("Replay my drawings through", key="replay")
+    replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
     guesses = ui.model(replay_id)[1](images).argmax(axis=1)
     st.plotly_chart(charts.digit_grid(images, [f"{t}→{g}" + ("" if t == g else " ✗") for t, g in zip(labels, guesses)]),
                     key="replay-grid")
 else:
     st.caption("None yet: draw a digit, say what it is, and add it. Every model is then scored on your set.")
 io_cols = st.columns(2)
-io_cols[0].download_button("Export my drawings", drawings.export_bytes(), "digitlab-drawings.npz", key="export",
+io_cols[0].download_button("Export my drawings", drawings.export_bytes, "digitlab-drawings.npz", key="export",
                            disabled=not len(labels))
 io_cols[1].file_uploader("Import drawings (.npz)", type=["npz"], key="import", on_change=ui.import_drawings,
                          args=(drawings,))

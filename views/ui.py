@@ -68,8 +68,7 @@ def model(model_id: str):
     """(keras model, fast predictor) for a shipped id or run id."""
     from digitlab.models import make_predictor
 
-    loaded = tracking.load_model_file(tracking.SHIPPED_DIR / f"{model_id}.keras") if model_id in tracking.SHIPPED \
-        else _store().load_model(model_id)
+    loaded = tracking.load_model(model_id, store=None if model_id in tracking.SHIPPED else _store())
     predictor = make_predictor(loaded)
     predictor(np.zeros((1, 28, 28), np.float32))  # trace once now, not on the first stroke
     return loaded, predictor
@@ -97,9 +96,13 @@ def history(model_id: str) -> dict:
     return _store().history(model_id)
 
 
-def pick_model(label: str = "Model", *, kind: str | None = None, key: str = "model_id") -> str | None:
-    """A selectbox over every available model (of `kind` if given); remembers the choice for all pages."""
-    entries = [e for e in model_entries() if kind is None or e["model"] == kind]
+def pick_model(label: str = "Model", *, kind: str | None = None, key: str = "model_id",
+               entries: list[dict] | None = None) -> str | None:
+    """A selectbox over every available model (of `kind` if given); remembers the choice for all pages.
+
+    entries : model_entries() already fetched in this run (each fetch queries the run store).
+    """
+    entries = [e for e in entries or model_entries() if kind is None or e["model"] == kind]
     ids = [e["id"] for e in entries]
     labels = {e["id"]: e["label"] for e in entries}
     remembered = st.session_state.get(key)
