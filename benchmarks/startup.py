@@ -9,59 +9,16 @@ cache copied in, as after a first start). Prints seconds per run and the median.
 """
 
 import argparse
-import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+from benchmarks.browser import draw_seven, fresh_home, launch, server
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def draw_seven(page, x0, y0, dx=0):
-    page.mouse.move(x0 + 70 + dx, y0 + 60)
-    page.mouse.down()
-    for i in range(15):
-        page.mouse.move(x0 + 70 + dx + 140 * i / 14, y0 + 60)
-    for i in range(25):
-        page.mouse.move(x0 + 210 + dx - 90 * i / 24, y0 + 60 + 170 * i / 24)
-    page.mouse.up()
-    return time.perf_counter()  # the moment the stroke ends
-
-
-def one_run(browser, cache: Path) -> dict:
-    home = Path(tempfile.mkdtemp())
-    shutil.copy(cache, home / "mnist.npz")
-    port = free_port()
-    env = {**os.environ, "DIGITLAB_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                               "--server.port", str(port), "--browser.gatherUsageStats", "false"], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+def one_run(browser) -> dict:
+    with fresh_home() as home, server(home) as (url, _, start):
         health = time.perf_counter() - start
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
@@ -92,24 +49,17 @@ def one_run(browser, cache: Path) -> dict:
                 draw.screenshot(path="/tmp/startup-stroke-failure.png")
                 raise
             strokes.append(time.perf_counter() - t)
-        return {"health": health, "home_heading": home_heading, "home_complete": home_shown, "first_prediction": first_prediction,
-                "stroke_to_prediction": statistics.median(strokes)}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
+        return {"health": health, "home_heading": home_heading, "home_complete": home_shown,
+                "first_prediction": first_prediction, "stroke_to_prediction": statistics.median(strokes)}
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from digitlab.data import home_dir, load_mnist
-
-    load_mnist()  # make sure the cache exists
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        results = [one_run(browser, home_dir() / "mnist.npz") for _ in range(args.runs)]
+        browser = launch(p)
+        results = [one_run(browser) for _ in range(args.runs)]
         browser.close()
     for key in results[0]:
         values = [r[key] for r in results]

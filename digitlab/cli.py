@@ -42,12 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=float, dest="dropout_rate")
     t.add_argument("--hidden-units", type=int, help="ANN hidden layer / CNN dense layer width")
     t.add_argument("--filters", type=_int_list, help="CNN filters per Conv/MaxPool block, e.g. 32,64")
+    t.add_argument("--convs-per-block", type=int, help="CNN 3×3 convolutions per block (1 or 2)")
     t.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--validation-split", type=float)
     t.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="epochs without val_loss gain; 0 = off")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--train-limit", type=int, metavar="N", help="use only the first N training images")
     t.add_argument("--seed", type=int)
+    t.add_argument("--precision", choices=cfg.PRECISIONS,
+                   help="bfloat16 = mixed precision; auto (default) uses it where the CPU has native bfloat16")
     t.add_argument("--export", metavar="PATH.keras", help="also save the model and its card (PATH.json)")
     t.add_argument("--json", action="store_true", help="machine-readable output only")
     t.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
         "num_epochs", "batch_size", "learning_rate", "optimizer", "schedule", "dropout_rate", "hidden_units",
-        "filters", "batch_norm", "validation_split", "augment", "train_limit", "seed")}
+        "filters", "convs_per_block", "batch_norm", "validation_split", "augment", "train_limit", "seed", "precision")}
     config = cfg.preset(args.preset, model=args.model, **overrides)
     if args.early_stopping is not None:  # 0 turns it off, which a None override could not say
         config = config.replace(early_stopping=args.early_stopping or None)

@@ -35,14 +35,16 @@ class Drawing:
 
 
 class DrawingSet:
-    def __init__(self, owner: str = "local", *, folder: Path | None = None):
+    def __init__(self, owner: str = "local", *, folder: Path | None = None, max_drawings: int = 10_000):
         if not _OWNER.match(owner):
             raise ValueError(f"owner must be 1-64 letters, digits, '-' or '_', got {owner[:80]!r}")
         self.folder = Path(folder or home_dir() / "drawings" / owner)
+        self.max_drawings = max_drawings
 
     def add(self, raw: np.ndarray, label: int) -> Drawing:
         """Prepare `raw` (any image `prepare_image` takes), label it, store it. Raises ValueError/BlankImageError."""
         label = _check_label(label)
+        self._check_room(1)
         image = prepare_image(raw).image
         buffer = io.BytesIO()
         Image.fromarray(np.asarray(raw, np.uint8)).save(buffer, format="PNG")
@@ -104,18 +106,43 @@ class DrawingSet:
             raise ValueError("drawings file images must hold values in [0, 1]")
         for label in labels:
             _check_label(label)
+        self._check_room(len(labels))
         for label, image, raw, when in zip(labels, images, raws, created):
             self._write(Drawing(f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}", int(label), image,
                                 raw, float(when)))
         return len(labels)
 
+    def _check_room(self, count: int) -> None:
+        stored = len(list(self.folder.glob("*.npz"))) if self.folder.exists() else 0
+        if stored + count > self.max_drawings:
+            raise ValueError(f"a drawing set holds at most {self.max_drawings} drawings and this one has {stored}; "
+                             "export it, then remove some")
+
     def _write(self, drawing: Drawing) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Temporary file, then rename: a crash or a full disk leaves the old set, never half a drawing."""
         final = self.folder / f"{drawing.drawing_id}.npz"
         tmp = self.folder / f".{drawing.drawing_id}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, label=np.int64(drawing.label), image=drawing.image,
-                 raw_png=np.frombuffer(drawing.raw_png, np.uint8), created=np.float64(drawing.created))
-        os.replace(tmp, final)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, label=np.int64(drawing.label), image=drawing.image,
+                     raw_png=np.frombuffer(drawing.raw_png, np.uint8), created=np.float64(drawing.created))
+            os.replace(tmp, final)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise OSError(error.errno, f"could not save the drawing in {self.folder} ({error.strerror or error}); "
+                                       "free some disk space and add it again") from None
+
+
+def evict_drawing_sets(*, keep: int, folder: Path | None = None) -> list[str]:
+    """Delete all but the `keep` most recently changed drawing sets (the public demo's bound); returns the owners."""
+    import shutil  # noqa: PLC0415
+
+    root = Path(folder or home_dir() / "drawings")
+    sets = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True) \
+        if root.exists() else []
+    for old in sets[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return [p.name for p in sets[keep:]]
 
 
 def accuracy_on(predict, images: np.ndarray, labels: np.ndarray) -> float | None:

@@ -7,7 +7,6 @@ background; the observer (progress bar, progress file) plugs in through `on_prog
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -25,9 +24,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .config import RunConfig
+from .config import RunConfig, resolve_precision
+from .limits import LOCAL, Limits
 from .data import MNIST, PROJECT_DIR, home_dir, load_mnist
-from .tracking import process_alive
+from .tracking import file_lock, process_alive
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Outcome:
             "run_id": self.run_id, "model": r.config.model, "epochs_run": r.epochs_run, "stopped": r.stopped,
             "test_accuracy": self.report.accuracy, "test_loss": self.report.loss,
             "test_auc_macro": self.report.auc.get("macro"), **last,
-            "train_seconds": round(r.train_seconds, 3), "num_parameters": r.num_parameters,
+            "train_seconds": round(r.train_seconds, 3), "num_parameters": r.num_parameters, "precision": r.precision,
         }
 
 
@@ -81,7 +81,8 @@ def run_training(
         report = evaluate_model(result.model, scale_images(data.x_test), data.y_test)
         if store:
             store.finish_run(run_id, model=result.model, report=report, train_seconds=result.train_seconds,
-                             num_parameters=result.num_parameters, stopped=result.stopped)
+                             num_parameters=result.num_parameters, stopped=result.stopped,
+                             precision=result.precision)
     except BaseException as error:
         if store:
             store.fail_run(run_id, "cancelled" if isinstance(error, KeyboardInterrupt) else "failed")
@@ -130,7 +131,7 @@ def save_model_with_card(outcome: Outcome, path, *, preset: str = "") -> Path:
 # ---------------------------------------------------------------------------------------------------------------
 
 ACTIVE, DONE = ("queued", "running"), ("finished", "failed", "cancelled", "interrupted")
-_JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
+_JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{16}$")  # the random part makes a job's link unguessable
 
 
 @dataclass
@@ -150,6 +151,10 @@ class Job:
     summary: dict | None = None  # Outcome.summary() once finished
     progress: dict | None = None  # the latest progress snapshot (see _progress_dict)
     queue_position: int | None = None  # 1 = next to start
+    wait_seconds: float | None = None  # estimated wait before a queued job starts
+    max_seconds: float | None = None  # the wall-time cap it runs under (public demo)
+    max_running: int = 1
+    max_runs_kept: int | None = None
 
     @property
     def active(self) -> bool:
@@ -160,16 +165,27 @@ def jobs_dir() -> Path:
     return home_dir() / "jobs"
 
 
-def submit_job(config: RunConfig, *, preset: str = "", owner: str = "", max_running: int = 1) -> Job:
-    """Queue a training job and start it if a slot is free. Returns the job record."""
-    job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
-    folder = jobs_dir() / job_id
-    folder.mkdir(parents=True)
+def submit_job(config: RunConfig, *, preset: str = "", owner: str = "", limits: Limits = LOCAL) -> Job:
+    """Queue a training job and start it if one of the host's `limits.max_running` slots is free.
+
+    The caps are enforced here, on the server: a config over them, or a visitor who already has
+    `limits.max_jobs_per_visitor` jobs queued or running, gets a ValueError saying what to do.
+    """
+    limits.check(config)
+    job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(8)}"
     record = {"job_id": job_id, "config": config.to_params(), "preset": preset, "owner": owner,
-              "status": "queued", "created": time.time()}
+              "status": "queued", "created": time.time(), "max_seconds": limits.max_seconds,
+              "max_running": limits.max_running, "max_runs_kept": limits.max_runs_kept}
     with _lock():
-        write_json(folder / "job.json", record)
-    schedule(max_running=max_running)
+        if limits.max_jobs_per_visitor is not None:
+            mine = [r["job_id"] for r in _records() if r.get("owner") == owner and r["status"] in ACTIVE
+                    and (r["status"] == "queued" or _worker_alive(r))]
+            if len(mine) >= limits.max_jobs_per_visitor:
+                raise ValueError(f"you already have a training queued or running (job {mine[-1]}); wait for it "
+                                 "to finish or stop it, then start the next one")
+        (jobs_dir() / job_id).mkdir(parents=True)
+        write_json(jobs_dir() / job_id / "job.json", record)
+    schedule(max_running=limits.max_running)
     return get_job(job_id)
 
 
@@ -185,9 +201,27 @@ def get_job(job_id: str) -> Job:
         with contextlib.suppress(OSError, ValueError):
             job.progress = read_json(progress)
     if job.status == "queued":
-        queued = [j for j in _records() if j["status"] == "queued"]
-        job.queue_position = 1 + [j["job_id"] for j in queued].index(job_id)
+        records = _records()
+        queued = [r["job_id"] for r in records if r["status"] == "queued"]
+        job.queue_position = 1 + queued.index(job_id)
+        job.wait_seconds = _wait_seconds(records, queued[: job.queue_position - 1], record.get("max_running", 1))
     return job
+
+
+def _wait_seconds(records: list[dict], ahead: list[str], slots: int) -> float:
+    """Estimated seconds before a queued job starts: what is left of the running jobs (their ETA, else the
+    estimate minus the time spent) and of the queued jobs `ahead` of it, shared over the host's `slots`."""
+    left = 0.0
+    for record in records:
+        if record["status"] == "running":
+            progress = {}
+            with contextlib.suppress(OSError, ValueError):
+                progress = read_json(jobs_dir() / record["job_id"] / "progress.json")
+            spent = time.time() - (record.get("started") or time.time())
+            left += progress.get("eta") or max(0.0, estimate_seconds(RunConfig.from_params(record["config"])) - spent)
+        elif record["job_id"] in ahead:
+            left += estimate_seconds(RunConfig.from_params(record["config"]))
+    return left / max(1, slots)
 
 
 def list_jobs(*, owner: str | None = None) -> list[Job]:
@@ -196,11 +230,16 @@ def list_jobs(*, owner: str | None = None) -> list[Job]:
     return [get_job(i) for i in reversed(ids)]
 
 
-def cancel_job(job_id: str) -> None:
-    """Cancel a queued job now, or ask a running one to stop after its current batch."""
+def cancel_job(job_id: str, *, owner: str | None = None) -> None:
+    """Cancel a queued job now, or ask a running one to stop within a fraction of a second.
+
+    owner : when given, only that visitor's job may be cancelled (the public demo).
+    """
     folder = _job_folder(job_id)
     with _lock():
         record = read_json(folder / "job.json")
+        if owner is not None and record.get("owner") != owner:
+            raise ValueError(f"job {job_id} belongs to another visitor; you can only stop your own jobs")
         if record["status"] == "queued":
             record.update(status="cancelled", ended=time.time(), stopped="cancelled")
             write_json(folder / "job.json", record)
@@ -250,8 +289,14 @@ def run_job(folder: Path) -> None:
             trace["accuracy"].append(progress.logs.get("accuracy"))
         write_json(folder / "progress.json", {**_progress_dict(progress), "trace": trace})
 
+    started, max_seconds = time.monotonic(), record.get("max_seconds")
+
     def should_stop():
-        return "cancelled" if cancel_flag.exists() else None
+        if cancel_flag.exists():
+            return "cancelled"
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            return "time limit"
+        return None
 
     update = {}
     try:
@@ -270,18 +315,25 @@ def run_job(folder: Path) -> None:
             if not update:
                 record.update(status="failed", error="the worker stopped before finishing")
             write_json(folder / "job.json", record)
-        schedule()
+        if record.get("max_runs_kept") is not None and update.get("run_id"):
+            from .tracking import RunStore  # noqa: PLC0415
+
+            with contextlib.suppress(Exception):  # a failed eviction must not fail the finished run
+                RunStore().evict(keep=record["max_runs_kept"])
+        schedule(max_running=record.get("max_running", 1))
 
 
 def estimate_seconds(config: RunConfig) -> float:
     """Rough wall time of a run on this kind of machine (2 cores): start-up + epochs × per-epoch cost.
 
     Per epoch: 2.9 ms per batch of overhead + training FLOPs at ~119 GFLOP/s, fitted to plain-Keras timings of the
-    reference CNN (12 s at batch 32, 8 s at batch 128 on 54k images); augmentation adds ~30%.
+    reference CNN (12 s at batch 32, 8 s at batch 128 on 54k images), divided by DigitLab's measured speed-up over
+    plain Keras (1.6× with bfloat16, 1.19× without; benchmarks/RESULTS.md); augmentation adds ~30%.
     """
     images = config.num_train_images
     batches = int(np.ceil(images / config.batch_size))
     per_epoch = batches * 2.9e-3 + images * 3 * forward_flops(config) / 119e9
+    per_epoch /= 1.6 if resolve_precision(config.precision) == "bfloat16" else 1.19
     per_epoch *= 1.3 if config.augment else 1.0
     return 8.0 + config.num_epochs * per_epoch
 
@@ -290,12 +342,8 @@ def forward_flops(config: RunConfig) -> float:
     """Multiply-adds × 2 of one forward pass for one image."""
     if config.model == "ann":
         return 2 * (784 * config.hidden_units + config.hidden_units * 10)
-    flops, size, channels = 0.0, 28, 1
-    for filters in config.filters:
-        size -= 2  # 3×3 valid convolution
-        flops += 2 * size * size * 9 * channels * filters
-        size, channels = size // 2, filters
-    return flops + 2 * (size * size * channels * config.hidden_units + config.hidden_units * 10)
+    flops = sum(2 * size * size * 9 * channels * filters for size, channels, filters in config.convolutions())
+    return flops + 2 * (config.flat_features * config.hidden_units + config.hidden_units * 10)
 
 
 def write_json(path: Path, value) -> None:
@@ -317,7 +365,7 @@ def _progress_dict(p) -> dict:
 
 def _job_folder(job_id: str) -> Path:
     if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-        raise ValueError(f"job id must look like 20260101-120000-0123abcd, got {str(job_id)[:60]!r}")
+        raise ValueError(f"job id must look like 20260101-120000-0123456789abcdef, got {str(job_id)[:60]!r}")
     folder = jobs_dir() / job_id
     if not (folder / "job.json").exists():
         raise ValueError(f"no job {job_id}: it may have been removed. Start a new run.")
@@ -346,15 +394,8 @@ def _worker_alive(record: dict) -> bool:
     return time.time() - record.get("started", 0) < 10
 
 
-@contextlib.contextmanager
 def _lock():
-    jobs_dir().mkdir(parents=True, exist_ok=True)
-    with open(jobs_dir() / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(jobs_dir() / ".lock")
 
 
 if __name__ == "__main__":

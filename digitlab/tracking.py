@@ -11,6 +11,8 @@ with `safe_mode=True`. `load_model_file` applies the same rules to a path given 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -72,17 +74,16 @@ class RunStore:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # after the import, which sets up its logging
 
         self.uri = uri or tracking_uri()
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        experiment = self.client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None:
-            location = None
-            if self.uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the CWD
-                location = (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
-            self.experiment_id = self.client.create_experiment(EXPERIMENT, artifact_location=location)
-        else:
-            self.experiment_id = experiment.experiment_id
+        with _store_lock(self.uri):  # two processes creating a new SQLite store at once race in its migrations
+            self.client = MlflowClient(tracking_uri=self.uri)
+            experiment = self.client.get_experiment_by_name(EXPERIMENT)
+            if experiment is None:
+                location = None
+                if self.uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the CWD
+                    location = (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+                self.experiment_id = self.client.create_experiment(EXPERIMENT, artifact_location=location)
+            else:
+                self.experiment_id = experiment.experiment_id
 
     # --- writing -----------------------------------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ class RunStore:
             Metric("epoch_seconds" if k == "seconds" else k, float(v), now, epoch) for k, v in values.items()])
 
     def finish_run(self, run_id: str, *, model, report, train_seconds: float, num_parameters: int,
-                   stopped: str | None) -> None:
+                   stopped: str | None, precision: str = "float32") -> None:
         """Log the final metrics and artifacts, then mark the run FINISHED."""
         from mlflow.entities import Metric  # noqa: PLC0415
 
@@ -122,6 +123,7 @@ class RunStore:
             self.client.log_artifact(run_id, str(Path(tmp) / "report.json"), "evaluation")
             self.client.log_artifact(run_id, str(Path(tmp) / "test_probabilities.npy"), "evaluation")
         self.client.set_tag(run_id, "digitlab.stopped", stopped or "")
+        self.client.set_tag(run_id, "digitlab.precision", precision)  # "auto" in the params, resolved here
         self.client.set_terminated(run_id, "FINISHED")  # last: a FINISHED run always has its artifacts
 
     def fail_run(self, run_id: str, reason: str) -> None:
@@ -140,11 +142,29 @@ class RunStore:
 
     # --- reading -----------------------------------------------------------------------------------------------
 
-    def list_runs(self, *, max_results: int = 500, filter_string: str = "") -> list[RunSummary]:
-        """Runs newest first."""
-        runs = self.client.search_runs([self.experiment_id], filter_string, max_results=max_results,
+    def list_runs(self, *, max_results: int = 500, owner: str | None = None) -> list[RunSummary]:
+        """Runs newest first; only those `owner` (a dashboard visitor) started, when given."""
+        query = "" if owner is None else f"tags.`digitlab.owner` = '{_quote(owner)}'"
+        runs = self.client.search_runs([self.experiment_id], query, max_results=max_results,
                                        order_by=["attributes.start_time DESC"])
         return [_summary(run) for run in runs]
+
+    def evict(self, *, keep: int) -> list[str]:
+        """Delete all but the newest `keep` finished or failed runs, artifacts included; returns the deleted ids.
+
+        Bounds the store of a public demo. Shipped models are files in models/, not runs: never touched.
+        """
+        import shutil  # noqa: PLC0415
+
+        done = [run for run in self.list_runs(max_results=50_000) if run.status != "RUNNING"]
+        deleted = []
+        for run in done[keep:]:
+            folder = urlparse(self._mlflow_run(run.run_id).info.artifact_uri)
+            self.client.delete_run(run.run_id)
+            if folder.scheme == "file":
+                shutil.rmtree(unquote(folder.path), ignore_errors=True)
+            deleted.append(run.run_id)
+        return deleted
 
     def get_run(self, run_id: str) -> RunSummary:
         return _summary(self._mlflow_run(run_id))
@@ -188,7 +208,12 @@ def load_model(model_id: str, *, store: RunStore | None = None):
     """Load a model by id: "ann"/"cnn" from models/ (no run store needed), else a run id from `store`."""
     if model_id in SHIPPED:
         return load_model_file(SHIPPED_DIR / f"{model_id}.keras")
-    return load_model_file((store or RunStore()).artifact_path(check_run_id(model_id), MODEL_ARTIFACT))
+    store = store or RunStore()
+    status = store.get_run(check_run_id(model_id)).status
+    if status != "FINISHED":  # a run that died may hold a half-copied file: never load it
+        raise ModelLoadError(f"run {model_id} did not finish (it is {status.lower()}), so it has no model; "
+                             "pick a finished run")
+    return load_model_file(store.artifact_path(model_id, MODEL_ARTIFACT))
 
 
 def check_run_id(run_id: str) -> str:
@@ -255,6 +280,33 @@ def _summary(run) -> RunSummary:
         config=config, preset=params.get("preset", ""), metrics=dict(run.data.metrics), tags=dict(run.data.tags))
 
 
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """Hold an exclusive lock on `path` (created if needed) across processes on this host."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _store_lock(uri: str):
+    """A lock beside a SQLite store while it is opened (and maybe created); nothing for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    database = Path(uri.removeprefix("sqlite:///"))
+    return file_lock(database.with_name(database.name + ".lock"))
+
+
+def _quote(text: str) -> str:
+    """A value safe inside a single-quoted MLflow filter string."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+        raise ValueError(f"owner must be 1-64 letters, digits, '.', '_' or '-', got {text[:64]!r}")
+    return text
+
+
 def _run_name(config: RunConfig, preset: str) -> str:
     shape = f"{config.hidden_units}" if config.model == "ann" else "-".join(map(str, config.filters))
     return f"{config.model}-{shape}-{preset or 'custom'}-{time.strftime('%m%d-%H%M%S')}"
@@ -281,6 +333,26 @@ def load_card(model_id: str) -> dict:
     if model_id not in SHIPPED:
         raise ModelLoadError(f"shipped models are {', '.join(SHIPPED)}, got {model_id!r}")
     return json.loads((SHIPPED_DIR / f"{model_id}.json").read_text())
+
+
+def load_preset_result(name: str, model: str) -> dict | None:
+    """What preset `name` measured for `model` here: {"test_accuracy", "train_seconds", "source"}, or None.
+
+    `best` is what the shipped model (trained with it) measured; the others come from benchmarks/presets.json,
+    written by `python -m benchmarks.presets`.
+    """
+    if name == "best" and model in SHIPPED:
+        card = load_card(model)
+        if card.get("preset") == "best":
+            return {"test_accuracy": card["test_accuracy"], "train_seconds": card["train_seconds"],
+                    "source": f"the shipped {model.upper()} (models/{model}.json)"}
+    path = PROJECT_DIR / "benchmarks" / "presets.json"
+    try:
+        result = json.loads(path.read_text())[f"{name}/{model}"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return {"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"],
+            "source": f"median of {len(result['runs'])} seeds, benchmarks/presets.json"}
 
 
 def kind_comparison(entries: list[dict]) -> list[dict]:
@@ -318,8 +390,9 @@ def kind_comparison(entries: list[dict]) -> list[dict]:
     ]
 
 
-def model_entries(store: RunStore | None) -> list[dict]:
-    """Every model a user can pick: the shipped ones, then finished runs newest first (none when store is None).
+def model_entries(store: RunStore | None, *, owner: str | None = None) -> list[dict]:
+    """Every model a user can pick: the shipped ones, then finished runs newest first (none when store is None;
+    only `owner`'s runs when given).
 
     Each entry: id, label, model, name, test_accuracy, train_seconds, num_parameters, filters, hidden_units, source.
     """
@@ -331,7 +404,7 @@ def model_entries(store: RunStore | None) -> list[dict]:
                         "model": model_id, "test_accuracy": card["test_accuracy"],
                         "train_seconds": card["train_seconds"], "num_parameters": card["num_parameters"],
                         "filters": config.filters, "hidden_units": config.hidden_units})
-    for run in store.list_runs() if store else []:
+    for run in store.list_runs(owner=owner) if store else []:
         if run.status == "FINISHED" and run.config and "test_accuracy" in run.metrics:
             entries.append({"id": run.run_id, "source": "run", "name": run.name, "model": run.config.model,
                             "test_accuracy": run.metrics["test_accuracy"],

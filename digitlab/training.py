@@ -1,5 +1,10 @@
 """Train a model with Keras `fit`. The loop knows nothing about who watches it: observers get `Progress` events
-through `on_progress`, and `should_stop` is polled after every batch so a run can be cancelled within one batch.
+through `on_progress`, and `should_stop` is polled after every step of execution (a few batches, well under a
+second) so a run can be cancelled at once.
+
+Speed without changing what the user asked for (same epochs, batch size and data; benchmarks/RESULTS.md):
+several batches per call into TensorFlow (`steps_per_execution`) and, where the CPU has native bfloat16, mixed
+precision. The returned model is always float32.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy as np
 
 from .config import RunConfig
 from .data import MNIST, load_mnist
+from .config import resolve_precision
 from .models import build_model
 from .preprocessing import one_hot, scale_images
 
@@ -44,6 +50,7 @@ class TrainResult:
     model: keras.Model
     history: dict[str, list[float]]  # per epoch: loss, accuracy, val_loss, val_accuracy, seconds
     train_seconds: float  # wall time of `fit`, including validation
+    precision: str = "float32"  # what the training computed in ("auto" resolved)
     stopped: str | None = None  # None (ran all epochs), "early_stopping", or the reason should_stop gave
     num_parameters: int = field(init=False)
 
@@ -66,7 +73,7 @@ def split_data(config: RunConfig, data: MNIST):
     return x[: n - n_val], y[: n - n_val], x[n - n_val:], y[n - n_val:]
 
 
-def compile_model(model: keras.Model, config: RunConfig, *, steps: int) -> keras.Model:
+def compile_model(model: keras.Model, config: RunConfig, *, steps: int, steps_per_execution: int = 1) -> keras.Model:
     """Compile with the config's optimizer and learning-rate schedule over `steps` optimizer steps."""
     rate = config.learning_rate
     if config.schedule == "onecycle":  # linear warm-up from rate/25 to rate over 30% of steps, then cosine to 0
@@ -79,7 +86,8 @@ def compile_model(model: keras.Model, config: RunConfig, *, steps: int) -> keras
         "sgd": lambda: keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True),
         "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate=rate),
     }[config.optimizer]()
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution)
     return model
 
 
@@ -90,16 +98,22 @@ def train(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], object] | None = None,
     progress_interval: float = 0.25,
+    steps_per_execution: int = 16,
 ) -> TrainResult:
     """Train the model `config` describes on MNIST's training images (never the test set).
 
     on_progress : called with a Progress at most every `progress_interval` seconds and at every epoch end.
-    should_stop : polled after every batch; a truthy return stops the run (a string return becomes `stopped`).
+    should_stop : polled after every `steps_per_execution` batches; a truthy return stops the run (a string
+        return becomes `stopped`).
+    steps_per_execution : batches per call into TensorFlow; 1 gives per-batch callbacks, 16 is faster.
     """
     keras.utils.set_random_seed(config.seed)
     x_fit, y_fit, x_val, y_val = split_data(config, data or load_mnist())
     batches_per_epoch = int(np.ceil(len(x_fit) / config.batch_size))
-    model = compile_model(build_model(config), config, steps=config.num_epochs * batches_per_epoch)
+    precision = resolve_precision(config.precision)
+    model = build_model(config, precision=precision)
+    compile_model(model, config, steps=config.num_epochs * batches_per_epoch,
+                  steps_per_execution=min(steps_per_execution, batches_per_epoch))
 
     reporter = _Reporter(config, batches_per_epoch, on_progress, should_stop, progress_interval)
     callbacks = [reporter]
@@ -117,7 +131,10 @@ def train(
     )
     seconds = time.perf_counter() - start
     stopped = reporter.stopped or ("early_stopping" if early is not None and early.stopped_epoch > 0 else None)
-    return TrainResult(config, model, reporter.history, seconds, stopped)
+    if precision != "float32":  # hand back a float32 model with the trained weights (they are float32 already)
+        trained, model = model, build_model(config)
+        model.set_weights(trained.get_weights())
+    return TrainResult(config, model, reporter.history, seconds, precision, stopped)
 
 
 class _Reporter(keras.callbacks.Callback):
@@ -139,7 +156,7 @@ class _Reporter(keras.callbacks.Callback):
         self.epoch, self.batch, self.epoch_start = epoch + 1, 0, time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.batch = batch + 1
+        self.batch = min(batch + 1, self.batches_per_epoch)  # `batch` is the last of the execution's steps
         if self.should_stop is not None:
             reason = self.should_stop()
             if reason:

@@ -84,7 +84,7 @@ def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     at.number_input(key=f"epochs-{key}").set_value(1)
     at.slider(key=f"limit-{key}").set_value(1000)
     at.number_input(key=f"hidden-{key}").set_value(32).run()
-    assert "Estimated time" in at.caption[0].value
+    assert any("Estimated time" in c.value for c in at.caption)
     at.button(key="start").click().run()
     job_id = at.session_state.job_id
     deadline = time.time() + 180
@@ -105,3 +105,69 @@ def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     at.switch_page("views/compare.py").run()
     assert not at.exception
     assert job.run_id and len(at.dataframe[0].value) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The public demo (DIGITLAB_PUBLIC=1)
+# ---------------------------------------------------------------------------------------------------------------
+
+def finished_run(store, owner, accuracy):
+    from digitlab.config import RunConfig
+
+    run_id = store.start_run(RunConfig(model="ann", num_epochs=1), preset="test", tags={"digitlab.owner": owner})
+    store.client.log_metric(run_id, "test_accuracy", accuracy)
+    store.client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def visitor_session(owner, page):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["owner"] = owner
+    at.run().switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_two_visitors_of_the_demo_never_see_each_others_runs(home, monkeypatch):
+    from digitlab.tracking import RunStore
+
+    monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
+    store = RunStore()
+    finished_run(store, "alice", 0.91)
+    finished_run(store, "bob", 0.92)
+    finished_run(store, "bob", 0.93)
+    alice, bob = visitor_session("alice", "views/home.py"), visitor_session("bob", "views/home.py")
+    assert {m.label: m.value for m in alice.metric}["Models available"] == "3"  # 2 shipped + her 1 run
+    assert {m.label: m.value for m in bob.metric}["Models available"] == "4"
+    alice.switch_page("views/compare.py").run()
+    assert len(alice.dataframe[0].value) == 1
+    monkeypatch.delenv("DIGITLAB_PUBLIC")
+    assert {m.label: m.value for m in app().metric}["Models available"] == "5"  # locally, every run is yours
+
+
+def test_the_demo_refuses_a_crafted_link_over_its_caps_and_offers_no_upload(home, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({"model": "cnn", "num_epochs": "50", "train_limit": "60000"})
+    at.run().switch_page("views/train.py").run()
+    assert "Public demo: at most 5 epochs" in at.info[0].value
+    at.button(key="start").click().run()
+    assert "Cannot start this training: num_epochs must be at most 5 in the public demo, got 50" in at.error[0].value
+    assert jobs.list_jobs() == [] and "job_id" not in at.session_state
+    at.switch_page("views/draw.py").run()
+    assert not at.exception and not at.get("file_uploader")
+
+
+def test_the_demo_does_not_follow_another_visitors_job_link(home, monkeypatch):
+    from digitlab.config import RunConfig
+    from digitlab.limits import PUBLIC
+
+    monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
+    job = jobs.submit_job(RunConfig(model="ann", hidden_units=32, num_epochs=1, train_limit=1000), owner="alice",
+                          limits=PUBLIC)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["owner"] = "mallory"
+    at.query_params["job"] = job.job_id
+    at.run().switch_page("views/train.py").run()
+    assert "belongs to another visitor" in at.warning[0].value and not [b for b in at.button if b.key == "stop"]
+    jobs.cancel_job(job.job_id)

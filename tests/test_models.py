@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -36,6 +37,19 @@ def test_augmentation_is_identity_at_inference():
     x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
     np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
     assert not np.allclose(np.asarray(aug(x, training=True)), x)
+
+
+def test_stroke_width_augmentation_thickens_and_thins_in_training_only(mnist):
+    from digitlab.models import random_stroke_width
+
+    inputs = keras.Input((28, 28, 1))
+    model = keras.Model(inputs, random_stroke_width(inputs, seed=0, spread=1.0))
+    x = np.repeat(mnist.x_test[:1, :, :, None] / 255.0, 64, axis=0).astype(np.float32)  # one digit, 64 times
+    np.testing.assert_array_equal(np.asarray(model(x, training=False)), x)
+    ink = np.asarray(model(x, training=True)).sum(axis=(1, 2, 3)) / x[0].sum()
+    assert ink.min() < 0.6 and ink.max() > 1.6  # some copies thinned, some thickened, by up to a full 3×3 step
+    saved = keras.models.clone_model(model)  # stock layers only: rebuilds from config without custom objects
+    assert saved.count_params() == 0
 
 
 def test_saliency_has_the_input_shape_is_deterministic_and_zero_off_ink(mnist):

@@ -88,4 +88,4 @@ def test_default_store_lives_in_digitlab_home(tmp_path, monkeypatch):
     store = RunStore()
     assert store.uri == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
     assert (tmp_path / "home" / "mlflow.db").exists()
-    assert os.listdir(tmp_path / "home") == ["mlflow.db"]
+    assert sorted(os.listdir(tmp_path / "home")) == ["mlflow.db", "mlflow.db.lock"]

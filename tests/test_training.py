@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from digitlab.config import RunConfig
 from digitlab.training import split_data, train
@@ -12,27 +13,37 @@ def test_tiny_run_beats_chance_by_a_wide_margin(mnist):
     assert result.history["val_accuracy"][0] > 0.80  # chance is 0.10
     assert result.train_seconds > 0 and result.history["seconds"][0] > 0
     batch_events = [e for e in events if not e.epoch_end]
-    assert len(batch_events) >= 10 and events[-1].epoch_end and events[-1].fraction == 1.0
+    assert len(batch_events) >= 3 and events[-1].epoch_end and events[-1].fraction == 1.0
     assert events[-1].history["val_accuracy"] == result.history["val_accuracy"]
     assert [e.batch for e in batch_events] == sorted(e.batch for e in batch_events)
     assert events[-1].eta is not None
 
 
-def test_cancellation_stops_within_one_batch(mnist):
+@pytest.mark.parametrize("steps_per_execution", [1, 16])
+def test_cancellation_stops_within_one_execution(mnist, steps_per_execution):
     polls = []
 
     def should_stop():
         polls.append(1)
-        return "cancelled" if len(polls) >= 7 else None
+        return "cancelled" if len(polls) >= 3 else None
 
     seen = []
     config = RunConfig(model="ann", num_epochs=5, batch_size=32, train_limit=3000)
-    result = train(config, mnist, should_stop=should_stop,
+    result = train(config, mnist, should_stop=should_stop, steps_per_execution=steps_per_execution,
                    on_progress=lambda p: seen.append(p.batch), progress_interval=0)
     assert result.stopped == "cancelled"
-    assert len(polls) == 7  # polled after every batch, never again after the stop
+    assert len(polls) == 3  # polled after every execution, never again after the stop
     assert result.epochs_run == 1  # stopped mid-epoch 1 of 5
-    assert max(b for b in seen[:-1]) == 7  # the last batch trained was the 7th of 85
+    assert max(seen) == 3 * steps_per_execution  # the last batch trained: the third execution's last of 85
+
+
+def test_bfloat16_training_returns_a_float32_model_as_accurate(mnist):
+    config = RunConfig(model="cnn", filters=(8, 16), hidden_units=32, num_epochs=2, train_limit=3000)
+    exact, mixed = train(config.replace(precision="float32"), mnist), train(config.replace(precision="bfloat16"), mnist)
+    assert (exact.precision, mixed.precision) == ("float32", "bfloat16")
+    assert all(layer.dtype_policy.name == "float32" for layer in mixed.model.layers)
+    assert abs(exact.history["val_accuracy"][-1] - mixed.history["val_accuracy"][-1]) < 0.02
+    assert mixed.history["val_accuracy"][-1] > 0.85
 
 
 def test_early_stopping_watches_validation_only(mnist):

@@ -6,7 +6,7 @@ from views import ui
 
 st.title("Compare runs")
 store = ui.store()
-runs = [r for r in (store.list_runs() if store else []) if r.config is not None]
+runs = [r for r in ui.runs() if r.config is not None]
 if not runs:
     st.info("No runs yet. Train one on the Train page; the shipped models are compared below.", icon="🏋️")
 

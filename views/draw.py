@@ -3,7 +3,6 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from digitlab import charts
-from digitlab.drawings import DrawingSet, accuracy_on
 from digitlab.models import saliency
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
@@ -64,19 +63,20 @@ if prepared is not None:
                          key=f"saliency-{kind}")
 
 st.subheader("My drawings")
-drawings = DrawingSet()
+drawings = ui.drawing_set()
 if prepared is not None:
     add_cols = st.columns([1, 1, 2], vertical_alignment="bottom")
     label = add_cols[0].selectbox("This drawing is a", range(10), index=predicted.get("cnn", (None, 0))[1],
                                   key="label")
     if add_cols[1].button("Add to my drawings", key="add"):
-        drawings.add(canvas.image_data, int(label))
-        st.toast(f"Added as a {label}.")
+        try:
+            drawings.add(canvas.image_data, int(label))
+            st.toast(f"Added as a {label}.")
+        except (ValueError, OSError) as error:
+            st.error(f"Not added: {error}", icon="🚫")
 images, labels = drawings.arrays()
 if len(labels):
-    scores = [{"model": e["label"], "accuracy on my drawings": accuracy_on(ui.model(e["id"])[1], images, labels),
-               "MNIST test accuracy": e["test_accuracy"]} for e in entries[:6]]
-    st.dataframe(scores, hide_index=True, key="my-scores", column_config={
+    st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores", column_config={
         "accuracy on my drawings": st.column_config.NumberColumn(format="percent"),
         "MNIST test accuracy": st.column_config.NumberColumn(format="percent")})
     replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
@@ -88,7 +88,8 @@ else:
 io_cols = st.columns(2)
 io_cols[0].download_button("Export my drawings", drawings.export_bytes, "digitlab-drawings.npz", key="export",
                            disabled=not len(labels))
-io_cols[1].file_uploader("Import drawings (.npz)", type=["npz"], key="import", on_change=ui.import_drawings,
-                         args=(drawings,))
+if ui.limits().uploads:  # the public demo accepts no files
+    io_cols[1].file_uploader("Import drawings (.npz)", type=["npz"], key="import", on_change=ui.import_drawings,
+                             args=(drawings,))
 if "import_error" in st.session_state:
     st.error(st.session_state.pop("import_error"))

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from digitlab import config as cfg, jobs
+from digitlab import config as cfg, jobs, tracking
 from views import ui
 
 st.title("Train a model")
@@ -15,6 +15,11 @@ kind = top[0].segmented_control("Model", cfg.MODELS, default=url.get("model", "c
 preset = top[1].selectbox("Preset", cfg.PRESETS, index=cfg.PRESETS.index(url.get("preset", "reference")),
                           key="preset", help="Sets every value below; change any of them afterwards.")
 base = cfg.preset(preset, model=kind or "cnn")
+measured = tracking.load_preset_result(preset, kind or "cnn")
+if measured:
+    st.caption(f"Preset `{preset}` for the {(kind or 'cnn').upper()}, measured on this machine: "
+               f"**{measured['test_accuracy']:.2%}** test accuracy in **{ui.seconds(measured['train_seconds'])}** "
+               f"of training ({measured['source']}).")
 values = {**base.to_params(), **{k: v for k, v in url.items() if k not in ("model", "preset")}}
 defaults = ui.safe_config(values, base)
 form = ui.hyperparameter_widgets(defaults, key=f"{kind}-{preset}")
@@ -27,14 +32,24 @@ except ValueError as error:
     config = None
     st.error(f"Cannot train with these settings: {error}", icon="🚫")
 
+limits = ui.limits()
+if limits.public:
+    st.info(f"Public demo: at most {limits.max_epochs} epochs, {limits.max_train_images:,} training images, "
+            f"{limits.max_parameters:,} parameters and {ui.seconds(limits.max_seconds)} per run, one run per "
+            "visitor at a time. Your runs are visible to you only, for this browser session.", icon="🌐")
+
 if config is not None:
     ui.set_url({**config.to_params(), "preset": preset})
     st.caption(f"Estimated time: about {ui.seconds(jobs.estimate_seconds(config))} on this machine "
                f"({config.num_train_images:,} training images × {config.num_epochs} epochs).")
     if st.button("Start training", type="primary", key="start", disabled=ui.active_job() is not None):
-        st.session_state.job_id = jobs.submit_job(config, preset=preset, owner=ui.owner()).job_id
-        st.query_params["job"] = st.session_state.job_id
-        st.rerun()
+        try:  # the caps are checked again on the server side, whatever the widgets allowed
+            st.session_state.job_id = jobs.submit_job(config, preset=preset, owner=ui.owner(),
+                                                      limits=ui.limits()).job_id
+            st.query_params["job"] = st.session_state.job_id
+            st.rerun()
+        except ValueError as error:
+            st.error(f"Cannot start this training: {error}", icon="🚫")
 
 # The live view of this visitor's latest job: progress, ETA, curves, Stop.
 if st.session_state.get("job_id"):

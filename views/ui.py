@@ -59,8 +59,55 @@ def store() -> tracking.RunStore | None:
         return None
 
 
+def limits():
+    """LOCAL, or PUBLIC when DIGITLAB_PUBLIC=1 (in the environment, or a root-level key of secrets.toml, which
+    Streamlit exports to the environment at start-up)."""
+    from digitlab.limits import current_limits
+
+    return current_limits()
+
+
+def visitor() -> str | None:
+    """Whose runs and drawings this session sees: its own in the public demo, everyone's (None) locally."""
+    return owner() if limits().public else None
+
+
 def model_entries() -> list[dict]:
-    return tracking.model_entries(store())
+    """The shipped models and the finished runs this session may see."""
+    return tracking.model_entries(store(), owner=visitor())
+
+
+def runs() -> list:
+    """Runs this session may see, newest first ([] when the store is unreachable)."""
+    s = store()
+    return s.list_runs(owner=visitor()) if s else []
+
+
+def drawing_set():
+    """This session's "my drawings" (private to the session in the public demo)."""
+    from digitlab.drawings import DrawingSet, evict_drawing_sets
+
+    if limits().public and not st.session_state.get("drawings_evicted"):  # bound the demo's disk, once a session
+        st.session_state.drawings_evicted = True
+        evict_drawing_sets(keep=limits().max_drawing_sets)
+    return DrawingSet(visitor() or "local", max_drawings=limits().max_drawings)
+
+
+def drawing_scores(entries: list[dict], images: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """Every model's accuracy on a drawing set next to its MNIST test accuracy (cached per model and set)."""
+    import hashlib
+
+    digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
+    return [{"model": e["label"], "accuracy on my drawings": _drawing_score(e["id"], digest, images, labels),
+             "MNIST test accuracy": e["test_accuracy"]} for e in entries]
+
+
+@st.cache_data(max_entries=5000, show_spinner="Scoring the models on your drawings…")
+def _drawing_score(model_id: str, digest: str, _images, _labels) -> float:
+    from digitlab.drawings import accuracy_on
+
+    loaded = tracking.load_model(model_id, store=None if model_id in tracking.SHIPPED else _store())
+    return accuracy_on(lambda x: loaded(x, training=False).numpy(), _images, _labels)
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
@@ -199,6 +246,9 @@ def hyperparameter_widgets(d, *, key: str) -> dict:
         out["filters"] = tuple(int(part) for part in filters.split(",") if part.strip())
     except ValueError:
         out["filters"] = filters  # RunConfig explains what is wrong with it
+    out["convs_per_block"] = b.number_input("Convolutions per block", 1, 2, d.convs_per_block, key=f"convs-{key}",
+                                            help="3×3 convolutions before each max-pooling (CNN only); 2 is "
+                                                 "more accurate and about 4× the work.")
     out["batch_norm"] = b.checkbox("Batch normalisation", d.batch_norm, key=f"bn-{key}",
                                    help="Normalise after each convolution (CNN only); trains faster.")
     limit = c.slider("Training images", 1000, 60000, d.train_limit or 60000, 1000, key=f"limit-{key}",
@@ -211,9 +261,13 @@ def hyperparameter_widgets(d, *, key: str) -> dict:
     out["early_stopping"] = patience or None
     out["augment"] = c.checkbox("Augmentation", d.augment, key=f"aug-{key}",
                                 help="Random rotation, zoom and shift of training images.")
+    out["precision"] = c.selectbox("Precision", ["auto", "float32", "bfloat16"],
+                                   ["auto", "float32", "bfloat16"].index(d.precision), key=f"prec-{key}",
+                                   help="bfloat16 mixed precision trains faster at the same accuracy on CPUs with "
+                                        "native bfloat16; auto uses it there. The saved model is float32.")
     out["seed"] = c.number_input("Seed", 0, 2**31 - 1, d.seed, key=f"seed-{key}",
                                  help="Same seed and settings give the same run.")
-    return {k: int(v) if k in ("num_epochs", "hidden_units", "seed") else v for k, v in out.items()}
+    return {k: int(v) if k in ("num_epochs", "hidden_units", "seed", "convs_per_block") else v for k, v in out.items()}
 
 
 def active_job():
@@ -235,7 +289,10 @@ def job_view(job_id: str) -> None:
     from digitlab import charts, jobs
 
     try:
-        started_active = jobs.get_job(job_id).active
+        job = jobs.get_job(job_id)
+        if visitor() is not None and job.owner != visitor():
+            raise ValueError("that training belongs to another visitor of this public demo; start your own")
+        started_active = job.active
     except ValueError as error:
         st.warning(str(error))
         st.session_state.pop("job_id", None)
@@ -248,13 +305,17 @@ def job_view(job_id: str) -> None:
         name = f"{job.config.model.upper()} · {job.preset or 'custom'} · {job.config.num_epochs} epochs"
         st.subheader(f"Run: {name}")
         if job.status == "queued":
-            st.info(f"Queued: position {job.queue_position}. It starts when the running training ends.", icon="⏳")
+            st.info(f"Queued: position {job.queue_position}, starts in about {seconds(job.wait_seconds)} (when "
+                    "the trainings ahead of it end). Stop removes it from the queue.", icon="⏳")
         elif job.status == "running":
             text = (f"Epoch {p['epoch']}/{p['num_epochs']} · batch {p['batch']}/{p['batches_per_epoch']} · "
                     f"elapsed {seconds(p['elapsed'])} · ETA {seconds(p['eta'])}") if p else "Starting…"
             st.progress(min(1.0, p.get("fraction", 0.0)), text=text)
         elif job.status == "finished":
             s = job.summary
+            if job.stopped == "time limit":
+                st.warning(f"Stopped at the public demo's time limit of {seconds(job.max_seconds)}; the model "
+                           "as trained so far is kept and tested.", icon="⏱️")
             st.success(f"Finished: test accuracy {s['test_accuracy']:.2%} after {s['epochs_run']} epochs in "
                        f"{seconds(s['train_seconds'])}" + (f" ({job.stopped.replace('_', ' ')})" if job.stopped
                                                             else "") + ". It is now the selected model.", icon="✅")
@@ -270,9 +331,9 @@ def job_view(job_id: str) -> None:
         if p.get("history") or p.get("trace"):
             st.plotly_chart(charts.training_curves(p.get("history", {}), running=p.get("trace"),
                                                    num_epochs=p.get("num_epochs")), key="live-curves")
-        if job.active and st.button("Stop", key="stop", help="Stops after the current batch; keeps the model."):
-            jobs.cancel_job(job_id)
-            st.toast("Stopping after the current batch…")
+        if job.active and st.button("Stop", key="stop", help="Stops within a second; keeps the model so far."):
+            jobs.cancel_job(job_id, owner=visitor())
+            st.toast("Stopping…")
         if started_active and not job.active:
             st.rerun()  # once, to stop polling and refresh the model lists
 

@@ -1,0 +1,98 @@
+"""What the browser benchmarks share: a real `streamlit run app.py` server, headless Chromium, a drawn 7, RSS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fresh_home():
+    """A new DigitLab home with the MNIST cache copied in (as after a first start); removed afterwards."""
+    from digitlab.data import home_dir, load_mnist
+
+    load_mnist()  # make sure the cache exists
+    home = Path(tempfile.mkdtemp())
+    shutil.copy(home_dir() / "mnist.npz", home / "mnist.npz")
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def server(home: Path, **env):
+    """`streamlit run app.py` on a free port with DIGITLAB_HOME=home; yields (url, process, start time)."""
+    port = free_port()
+    environment = {**os.environ, "DIGITLAB_HOME": str(home), **env}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError("streamlit exited before it became healthy") from None
+                time.sleep(0.05)
+        yield url, process, start
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+def stroke_points(x0, y0, dx=0):
+    """A 7 as mouse positions on a 280×280 canvas whose top-left corner is (x0, y0)."""
+    top = [(x0 + 70 + dx + 140 * i / 14, y0 + 60) for i in range(15)]
+    return top + [(x0 + 210 + dx - 90 * i / 24, y0 + 60 + 170 * i / 24) for i in range(25)]
+
+
+def draw_seven(page, x0, y0, dx=0):
+    points = stroke_points(x0, y0, dx)
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*point)
+    page.mouse.up()
+    return time.perf_counter()  # the moment the stroke ends
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

@@ -1,0 +1,125 @@
+"""The public demo's caps, enforced on the server side: at job submission, at run time, in the stores."""
+
+import dataclasses
+import errno
+import time
+
+import numpy as np
+import pytest
+
+from digitlab import jobs
+from digitlab.config import RunConfig, preset
+from digitlab.drawings import DrawingSet, evict_drawing_sets
+from digitlab.limits import LOCAL, PUBLIC, current_limits
+from digitlab.models import count_parameters
+from digitlab.tracking import RunStore
+from tests.test_drawings import canvas_of
+from tests.test_jobs import TINY, wait_for
+
+SLOW = RunConfig(model="cnn", num_epochs=5, batch_size=32, train_limit=20000, early_stopping=None)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(num_epochs=6), "num_epochs must be at most 5 in the public demo, got 6"),
+    (dict(train_limit=None), "train_limit must be at most 20,000 images in the public demo, got 60,000"),
+    (dict(batch_size=16), "batch_size must be between 32 and 512 in the public demo, got 16"),
+    (dict(batch_size=1024), "batch_size must be between 32 and 512"),
+    (dict(filters=(256, 512)), "parameters must be at most 500,000"),
+    (dict(model="ann", hidden_units=4096), "parameters must be at most 500,000"),
+])
+def test_a_crafted_config_over_a_cap_is_refused_by_the_server(home, overrides, message):
+    config = RunConfig(**{**dict(num_epochs=2, train_limit=5000, batch_size=64), **overrides})
+    with pytest.raises(ValueError, match=message):
+        jobs.submit_job(config, owner="mallory", limits=PUBLIC)
+    assert jobs.list_jobs() == []  # nothing was queued
+    LOCAL.check(config)  # the same config is fine on your own machine
+
+
+def test_every_preset_fits_locally_and_parameter_count_matches_keras():
+    for name in ("reference", "fast", "best"):
+        for model in ("ann", "cnn"):
+            config = preset(name, model=model)
+            LOCAL.check(config)
+            assert config.num_parameters == count_parameters(config), (name, model)
+
+
+def test_demo_mode_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
+    assert current_limits() is PUBLIC
+    monkeypatch.setenv("DIGITLAB_PUBLIC", "0")
+    assert current_limits() is LOCAL
+
+
+def test_one_job_per_visitor_and_the_host_limit_queues_the_third_with_a_wait(home):
+    limits = dataclasses.replace(PUBLIC, max_running=2)
+    alice = jobs.submit_job(SLOW, owner="alice", limits=limits)
+    with pytest.raises(ValueError, match="you already have a training queued or running"):
+        jobs.submit_job(TINY, owner="alice", limits=limits)
+    bob = jobs.submit_job(SLOW, owner="bob", limits=limits)
+    carol = jobs.submit_job(TINY, owner="carol", limits=limits)
+    assert (alice.status, bob.status) == ("running", "running")
+    assert (carol.status, carol.queue_position) == ("queued", 1)
+    assert carol.wait_seconds > 10  # what is left of two 5-epoch CNN runs, shared over 2 slots
+    with pytest.raises(ValueError, match="belongs to another visitor"):
+        jobs.cancel_job(carol.job_id, owner="alice")
+    jobs.cancel_job(carol.job_id, owner="carol")
+    assert jobs.get_job(carol.job_id).status == "cancelled"
+    for job in (alice, bob):
+        jobs.cancel_job(job.job_id, owner=job.owner)
+    for job in (alice, bob):
+        assert wait_for(job.job_id, lambda j: not j.active).status == "cancelled"
+
+
+def test_a_run_past_the_wall_time_cap_is_stopped_and_kept(home):
+    limits = dataclasses.replace(PUBLIC, max_seconds=12.0)
+    job = jobs.submit_job(SLOW, owner="alice", limits=limits)
+    done = wait_for(job.job_id, lambda j: not j.active)
+    assert (done.status, done.stopped) == ("finished", "time limit")
+    assert done.summary["epochs_run"] < SLOW.num_epochs and done.progress["elapsed"] < 12
+    run = RunStore().get_run(done.run_id)
+    assert run.status == "FINISHED" and run.stopped == "time limit" and run.test_accuracy > 0.5
+
+
+def test_runs_are_private_to_their_owner_and_the_store_is_bounded(tracking_uri):
+    store = RunStore()
+    ids = {}
+    for owner in ("alice", "bob", "alice"):
+        run_id = store.start_run(TINY, tags={"digitlab.owner": owner})
+        store.client.log_text(run_id, "x", "note.txt")
+        store.fail_run(run_id, "failed")
+        ids.setdefault(owner, []).append(run_id)
+        time.sleep(0.01)
+    assert {r.run_id for r in store.list_runs(owner="alice")} == set(ids["alice"])
+    assert [r.run_id for r in store.list_runs(owner="bob")] == ids["bob"]
+    with pytest.raises(ValueError, match="owner must be"):
+        store.list_runs(owner="x' OR '1'='1")
+    oldest = store.artifact_path(ids["alice"][0], "note.txt")
+    assert oldest.exists()
+    assert store.evict(keep=2) == [ids["alice"][0]]
+    assert len(store.list_runs()) == 2 and not oldest.exists()
+
+
+def test_drawing_sets_are_capped_and_old_sets_evicted(tmp_path, mnist):
+    capped = DrawingSet("alice", folder=tmp_path / "alice", max_drawings=2)
+    for digit in mnist.x_test[:2]:
+        capped.add(canvas_of(digit), 7)
+    with pytest.raises(ValueError, match="holds at most 2 drawings"):
+        capped.add(canvas_of(mnist.x_test[2]), 7)
+    DrawingSet("bob", folder=tmp_path / "bob").add(canvas_of(mnist.x_test[3]), 7)
+    assert evict_drawing_sets(keep=1, folder=tmp_path) == ["alice"]  # bob's set changed last
+    assert not (tmp_path / "alice").exists() and (tmp_path / "bob").exists()
+
+
+def test_a_full_disk_while_saving_a_drawing_says_so_and_leaves_nothing_half_written(tmp_path, mnist, monkeypatch):
+    def disk_full(file, **arrays):
+        open(file, "wb").write(b"\0" * 10)  # part of the file made it before the disk filled up
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    drawings = DrawingSet("alice", folder=tmp_path)
+    drawings.add(canvas_of(mnist.x_test[0]), 7)
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError, match="could not save the drawing .*No space left on device.*free some disk space"):
+        drawings.add(canvas_of(mnist.x_test[1]), 2)
+    monkeypatch.undo()
+    assert [d.label for d in drawings.list()] == [7] and sorted(p.name for p in tmp_path.iterdir()) == [
+        f"{drawings.list()[0].drawing_id}.npz"]
