@@ -150,8 +150,8 @@ _PRESETS: dict[str, dict[str, dict]] = {
     "best": {
         "ann": dict(model="ann", hidden_units=512, dropout_rate=0.3, num_epochs=30, batch_size=64,
                     learning_rate=1e-3, schedule="onecycle", early_stopping=None),
-        "cnn": dict(model="cnn", filters=(64, 128), hidden_units=256, dropout_rate=0.4, batch_norm=True,
-                    num_epochs=15, batch_size=64, learning_rate=2e-3, schedule="onecycle", augment=True,
+        "cnn": dict(model="cnn", filters=(32, 64), convs_per_block=2, hidden_units=256, dropout_rate=0.4,
+                    num_epochs=35, batch_size=128, learning_rate=2e-3, schedule="onecycle", augment=True,
                     early_stopping=None),
     },
 }

@@ -36,13 +36,13 @@ def test_home_shows_dataset_and_models(home):
     at = app()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Training images"] == "60,000" and metrics["Models available"] == "2"
-    assert metrics["Best test accuracy"] == "99.40%"
+    assert metrics["Best test accuracy"] == "99.58%"
 
 
 def test_results_of_a_shipped_model(home):
     at = app("views/results.py")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Test accuracy"] == "99.40%"
+    assert metrics["Test accuracy"] == "99.58%"
     assert len(at.get("plotly_chart")) >= 4
 
 
@@ -75,6 +75,17 @@ def test_url_reproduces_the_form(home):
     at.run().switch_page("views/train.py").run()
     assert at.number_input(key="epochs-ann-fast").value == 4
     assert at.number_input(key="lr-ann-fast").value == pytest.approx(0.002)
+
+
+def test_switching_preset_loads_its_values_and_shows_what_it_measured(home):
+    at = app("views/train.py")
+    assert at.number_input(key="epochs-cnn-reference").value == 10
+    at.selectbox(key="preset").set_value("fast").run()
+    assert at.number_input(key="epochs-cnn-fast").value == 2 and at.query_params["num_epochs"] == "2"
+    assert at.number_input(key="hidden-cnn-fast").value == 256
+    at.selectbox(key="preset").set_value("best").run()
+    assert at.number_input(key="convs-cnn-best").value == 2
+    assert any("Preset `best` for the CNN, measured on this machine" in c.value for c in at.caption)
 
 
 def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):

@@ -71,3 +71,14 @@ def test_onecycle_and_optimizers_train(mnist):
         result = train(RunConfig(model="ann", optimizer=optimizer, schedule="onecycle", learning_rate=0.01,
                                  num_epochs=1, train_limit=1000), mnist)
         assert result.history["val_accuracy"][0] > 0.5, optimizer
+
+
+@pytest.mark.parametrize("model, floor", [("cnn", 0.93), ("ann", 0.90)])
+def test_fast_preset_on_a_slice_still_learns(mnist, small, model, floor):
+    """Not a timing test: it keeps the `fast` preset from silently rotting (full data: 99.1% CNN, RESULTS.md)."""
+    from digitlab.config import preset
+    from digitlab.evaluation import evaluate_model
+
+    result = train(preset("fast", model=model, train_limit=6000), mnist)
+    _, _, x_test, y_test = small
+    assert evaluate_model(result.model, x_test, y_test).accuracy > floor

@@ -20,7 +20,8 @@ if measured:
     st.caption(f"Preset `{preset}` for the {(kind or 'cnn').upper()}, measured on this machine: "
                f"**{measured['test_accuracy']:.2%}** test accuracy in **{ui.seconds(measured['train_seconds'])}** "
                f"of training ({measured['source']}).")
-values = {**base.to_params(), **{k: v for k, v in url.items() if k not in ("model", "preset")}}
+from_link = url.get("preset", "reference") == preset and url.get("model", "cnn") == (kind or "cnn")
+values = {**base.to_params(), **({k: v for k, v in url.items() if k not in ("model", "preset")} if from_link else {})}
 defaults = ui.safe_config(values, base)
 form = ui.hyperparameter_widgets(defaults, key=f"{kind}-{preset}")
 for message in url_errors:

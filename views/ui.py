@@ -21,7 +21,7 @@ from digitlab.preprocessing import scale_images
 
 
 def warm_tensorflow(*, delay: float = 1.5) -> None:
-    """Import TensorFlow in a background thread, after `delay` seconds.
+    """Import TensorFlow and load the shipped models in a background thread, after `delay` seconds.
 
     The import holds the GIL for seconds at a time; started as soon as a page's script ends, it stalled the server's
     event loop before the page had reached the browser (Home's table appeared after 10 s instead of 3).
@@ -33,6 +33,9 @@ def warm_tensorflow(*, delay: float = 1.5) -> None:
     def load():
         time.sleep(delay)
         import digitlab.models  # noqa: F401
+
+        for shipped in tracking.SHIPPED:  # load and trace them now: the first drawn digit need not wait for them
+            model(shipped)
 
     threading.Thread(target=load, daemon=True, name="warm-tf").start()
 
