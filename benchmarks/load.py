@@ -21,7 +21,10 @@ import time
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
-from benchmarks.browser import ARGS, CHROMIUM, IDLE, fresh_home, rss_mb, server, stroke_points
+from benchmarks.browser import ARGS, CHROMIUM, IDLE, cpu_seconds, fresh_home, rss_mb, server, stroke_points
+
+
+CPU_USERS = {"streamlit server": "streamlit", "training worker": "digitlab.jobs", "chromium": "chromium"}
 
 
 async def visitor(browser, url, until, latencies, errors, lost, index):
@@ -85,6 +88,7 @@ async def main(sessions, minutes):
             await warm.locator("canvas.upper-canvas").first.wait_for(timeout=300_000)
             await warm.close()
             before = rss_mb(process.pid)
+            cpu = {name: cpu_seconds(match) for name, match in CPU_USERS.items()}
             training = await trainer(browser, url)
             latencies, errors, lost, peak = [], [], [], [before]
             until = time.perf_counter() + 60 * minutes
@@ -98,6 +102,7 @@ async def main(sessions, minutes):
             counts = await asyncio.gather(*(visitor(browser, url, until, latencies, errors, lost, i)
                                              for i in range(sessions)))
             watcher.cancel()
+            cpu = {name: cpu_seconds(match) - cpu[name] for name, match in CPU_USERS.items()}
             texts = await training.locator('[data-testid="stAlert"], [data-testid="stProgress"]').all_inner_texts()
             training_status = next((t for t in texts if any(w in t for w in ("Epoch", "Finished", "Stopped",
                                                                               "Queued", "Starting"))), "?")
@@ -111,6 +116,7 @@ async def main(sessions, minutes):
     print(f"mouse-up → prediction: p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s over {len(ordered)}")
     print(f"strokes lost on a canvas still mounting (drawn again): {len(lost)}")
     print(f"errors: {len(errors)}" + "".join(f"\n  {e}" for e in errors[:10]))
+    print("CPU seconds while the sessions ran: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()))
     print(f"server RSS: before {before:.0f} MB, peak {max(peak):.0f} MB, a minute after closing {after:.0f} MB")
     print(f"training at the end: {training_status.splitlines()[0]}")
 
