@@ -87,6 +87,16 @@ def draw_seven(page, x0, y0, dx=0):
     return time.perf_counter()  # the moment the stroke ends
 
 
+def draw_on_draw_page(page, url) -> None:
+    """Open Draw, draw a 7 once the canvas is there, and wait until a prediction is shown."""
+    page.goto(f"{url}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=120_000)
+    box = canvas.bounding_box()
+    draw_seven(page, box["x"], box["y"])
+    page.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=120_000)
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, in MB (0 when it is gone)."""
     try:

@@ -18,7 +18,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-from benchmarks.browser import IDLE, draw_seven, fresh_home, launch, rss_mb, server
+from benchmarks.browser import IDLE, draw_on_draw_page, fresh_home, launch, rss_mb, server
 
 
 def settle(pid, seconds=15.0):
@@ -34,12 +34,7 @@ def visit_everything(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     page.locator('[data-testid="stTable"]').first.wait_for(timeout=120_000)
-    page.goto(f"{url}/draw")
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=120_000)
-    box = canvas.bounding_box()
-    draw_seven(page, box["x"], box["y"])
-    page.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=120_000)
+    draw_on_draw_page(page, url)
     for path in ("results", "compare"):
         page.goto(f"{url}/{path}")
         page.wait_for_selector(IDLE, timeout=120_000)

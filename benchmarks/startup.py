@@ -14,7 +14,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-from benchmarks.browser import draw_seven, fresh_home, launch, server
+from benchmarks.browser import draw_on_draw_page, draw_seven, fresh_home, launch, server
 
 
 def one_run(browser) -> dict:
@@ -28,12 +28,7 @@ def one_run(browser) -> dict:
         page.locator('[data-testid="stTable"]').first.wait_for(timeout=120_000)
         home_shown = time.perf_counter() - start
         draw = browser.new_page(viewport={"width": 1400, "height": 1000})
-        draw.goto(f"{url}/draw")
-        canvas = draw.locator("canvas.upper-canvas").first
-        canvas.wait_for(timeout=120_000)
-        box = canvas.bounding_box()
-        draw_seven(draw, box["x"], box["y"])
-        draw.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=120_000)
+        draw_on_draw_page(draw, url)
         first_prediction = time.perf_counter() - start
         strokes = []
         for i in range(5):  # later strokes: clear, draw again, wait for the new prediction
