@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .config import RunConfig
+from .config import TRAIN_SIZE, RunConfig
 
 
 @dataclass(frozen=True)
 class Limits:
     public: bool = False  # the public demo: runs and drawings are private to each visitor's session
     max_epochs: int = 200
-    max_train_images: int = 60_000
+    max_train_images: int = TRAIN_SIZE
     max_parameters: int = 50_000_000
     batch_sizes: tuple[int, int] = (1, 4096)  # smallest and largest batch size
     max_seconds: float | None = None  # wall time of one training; a run past it stops, kept as "time limit"
@@ -32,10 +32,10 @@ class Limits:
     def check(self, config: RunConfig) -> None:
         """Raise ValueError naming the first cap `config` exceeds, the cap, and how to get under it."""
         where = "in the public demo" if self.public else "on this server"
+        images = config.train_limit or TRAIN_SIZE
         problems = [
             ("num_epochs", config.num_epochs, config.num_epochs <= self.max_epochs, f"at most {self.max_epochs}"),
-            ("train_limit", config.train_limit or 60_000, (config.train_limit or 60_000) <= self.max_train_images,
-             f"at most {self.max_train_images:,} images"),
+            ("train_limit", images, images <= self.max_train_images, f"at most {self.max_train_images:,} images"),
             ("batch_size", config.batch_size, self.batch_sizes[0] <= config.batch_size <= self.batch_sizes[1],
              f"between {self.batch_sizes[0]} and {self.batch_sizes[1]}"),
             ("parameters", config.num_parameters, config.num_parameters <= self.max_parameters,

@@ -109,8 +109,13 @@ def drawing_scores(entries: list[dict], images: np.ndarray, labels: np.ndarray) 
 def _drawing_score(model_id: str, digest: str, _images, _labels) -> float:
     from digitlab.drawings import accuracy_on
 
-    loaded = tracking.load_model(model_id, store=None if model_id in tracking.SHIPPED else _store())
+    loaded = _load(model_id)
     return accuracy_on(lambda x: loaded(x, training=False).numpy(), _images, _labels)
+
+
+def _load(model_id: str):
+    """A shipped model (no run store needed) or a run's model, through tracking's one safe loader."""
+    return tracking.load_model(model_id, store=None if model_id in tracking.SHIPPED else _store())
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
@@ -118,7 +123,7 @@ def model(model_id: str):
     """(keras model, fast predictor) for a shipped id or run id."""
     from digitlab.models import make_predictor
 
-    loaded = tracking.load_model(model_id, store=None if model_id in tracking.SHIPPED else _store())
+    loaded = _load(model_id)
     predictor = make_predictor(loaded)
     predictor(np.zeros((1, 28, 28), np.float32))  # trace once now, not on the first stroke
     return loaded, predictor
