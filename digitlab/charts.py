@@ -178,6 +178,22 @@ def confusion_matrix(confusion: np.ndarray, *, normalize: bool = False) -> go.Fi
     return _layout(fig, height=520)
 
 
+def clicked_cell(point: dict) -> tuple[int, int] | None:
+    """(true, predicted) of a confusion-matrix cell from a Streamlit selection point, or None if it is not a cell.
+
+    A real browser may deliver `customdata` as a list ([4, 9, 1]) or as a dict keyed by position ({"0": 4, "1": 9,
+    "2": 1}); the category axes' `y` and `x` give the same cell and are used when customdata is missing.
+    """
+    data = point.get("customdata")
+    if isinstance(data, dict):
+        data = [data[k] for k in sorted(data, key=int)]
+    try:
+        true, predicted = (int(data[0]), int(data[1])) if data else (int(point["y"]), int(point["x"]))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return (true, predicted) if 0 <= true <= 9 and 0 <= predicted <= 9 else None
+
+
 def roc_curves(roc: dict, auc: dict) -> go.Figure:
     """One-vs-rest ROC curve of each digit plus micro/macro averages, AUC in the legend."""
     fig = go.Figure()

@@ -18,11 +18,18 @@ def fresh_caches():
     st.cache_resource.clear()  # cached resources outlive an AppTest: drop the previous test's run store
 
 
+def assert_healthy(at):
+    """No exception, and no page-failure message from app.py's last-resort handler (it hides exceptions)."""
+    assert not at.exception, [e.value for e in at.exception]
+    failures = [e.value for e in at.error if "hit a problem it did not expect" in e.value]
+    assert not failures, failures
+
+
 def app(page=None):
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     if page:
         at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
+    assert_healthy(at)
     return at
 
 
@@ -135,7 +142,7 @@ def visitor_session(owner, page):
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state["owner"] = owner
     at.run().switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
+    assert_healthy(at)
     return at
 
 

@@ -64,6 +64,18 @@ def test_confusion_matrix_raw_and_normalised(report):
     assert _axis_titles(raw) == {"xaxis": "predicted digit", "yaxis": "true digit"}
 
 
+@pytest.mark.parametrize("point, cell", [
+    ({"customdata": [4, 9, 12], "x": "9", "y": "4"}, (4, 9)),
+    ({"customdata": {"0": 4, "1": 9, "2": 12}, "x": "9", "y": "4"}, (4, 9)),  # what Chromium sent (issue 15)
+    ({"customdata": {"2": 12, "1": 9, "0": 4}}, (4, 9)),
+    ({"x": "9", "y": "4"}, (4, 9)),
+    ({"x": 3, "y": 11}, None),
+    ({"curveNumber": 0}, None),
+])
+def test_clicked_cell_reads_every_shape_a_browser_sends(point, cell):
+    assert charts.clicked_cell(point) == cell
+
+
 def test_roc_curves_have_auc_in_legend(report):
     fig = charts.roc_curves(report.roc, report.auc)
     names = [t.name for t in fig.data]

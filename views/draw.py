@@ -18,6 +18,7 @@ with left:
                        drawing_mode="freedraw", return_image_data=True, key=f"canvas-{version}")
     if st.button("Clear", key="clear"):
         st.session_state.canvas_version += 1
+        st.session_state.picked_label = None
         st.rerun()
 
 try:
@@ -66,11 +67,14 @@ st.subheader("My drawings")
 drawings = ui.drawing_set()
 if prepared is not None:
     add_cols = st.columns([1, 1, 2], vertical_alignment="bottom")
-    label = add_cols[0].selectbox("This drawing is a", range(10), index=predicted.get("cnn", (None, 0))[1],
-                                  key="label")
+    if st.session_state.get("picked_label") is None:  # the offered label follows the latest guess until picked
+        st.session_state.label = predicted.get("cnn", predicted.get("ann", (None, 0)))[1]
+    label = add_cols[0].selectbox("This drawing is a", range(10), key="label",
+                                  on_change=lambda: st.session_state.update(picked_label=st.session_state.label))
     if add_cols[1].button("Add to my drawings", key="add"):
         try:
             drawings.add(canvas.image_data, int(label))
+            st.session_state.picked_label = None
             st.toast(f"Added as a {label}.")
         except (ValueError, OSError) as error:
             st.error(f"Not added: {error}", icon="🚫")

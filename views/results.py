@@ -29,8 +29,9 @@ st.caption("Click a cell to see those test digits.")
 clicked = st.plotly_chart(charts.confusion_matrix(report.confusion, normalize=normalize), key="confusion",
                           on_select="rerun", selection_mode="points")
 points = clicked.selection.points if clicked and clicked.selection else []
-if points and points[0].get("customdata"):
-    true, pred = (int(v) for v in points[0]["customdata"][:2])
+cell = charts.clicked_cell(points[0]) if points else None
+if cell:
+    true, pred = cell
     idx = np.flatnonzero((report.y_true == true) & (report.y_pred == pred))
     idx = idx[np.argsort(-report.confidence[idx])][:30]
     st.markdown(f"**True {true}, predicted {pred}: {int(report.confusion[true, pred])} images** "
