@@ -22,6 +22,3 @@ try:
     page.run()
 except Exception as error:  # st.rerun/st.stop are BaseExceptions and pass through; anything else is a bug
     ui.show_failure(page.title, error)
-# TensorFlow takes 3-10 s to import: start it in the background once the first page is on screen (started earlier,
-# it holds import locks that MLflow's import then waits for, and the first page takes 15 s instead of 3).
-ui.warm_tensorflow()

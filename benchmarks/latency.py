@@ -1,22 +1,22 @@
-"""Per-stroke latency of the Draw page's work, in-process and warm: prepare a 280×280 RGBA canvas, then predict with
-the shipped ANN and CNN. Compares the compiled predictor DigitLab uses with `model.predict`.
+"""Per-stroke latency of the Draw page's work, in-process and warm: prepare a 280×280 RGBA canvas, then one call
+to each shipped model's serving graph (ONNX Runtime: probabilities, saliency of the predicted digit, activations).
 
     python -m benchmarks.latency [--repeats 300]
 
-Prints p50/p95 in milliseconds for each step and the total, then the saliency map of each model; machine-specific,
-compare within one run.
+Prints p50/p95 in milliseconds for each step and the total; machine-specific, compare within one run. Imports no
+TensorFlow (checked at the end), as in the dashboard's server.
 """
 
 import argparse
+import sys
 import time
 
 import numpy as np
 from PIL import Image
 
 from digitlab.data import load_mnist
-from digitlab.models import make_predictor, saliency
 from digitlab.preprocessing import prepare_image
-from digitlab.tracking import SHIPPED_DIR, load_model_file
+from digitlab.serving import load_serving
 
 
 def canvases(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -44,40 +44,26 @@ def main():
     parser.add_argument("--repeats", type=int, default=300)
     args = parser.parse_args()
     images = canvases(args.repeats)
-    models = {name: load_model_file(SHIPPED_DIR / f"{name}.keras") for name in ("ann", "cnn")}
-    predictors = {name: make_predictor(model) for name, model in models.items()}
+    models = {name: load_serving(name) for name in ("ann", "cnn")}
     x = prepare_image(images[0]).image[None]
-    for name in models:  # warm up both paths
-        for _ in range(20):
-            predictors[name](x)
-            models[name].predict(x, verbose=0)
+    for _ in range(20):  # warm up
+        for model in models.values():
+            model.run(x)
 
-    timings = {"prepare": [], "ann": [], "cnn": [], "total": [], "ann model.predict": [], "cnn model.predict": []}
+    timings = {"prepare": [], "ann": [], "cnn": [], "total": []}
     for rgba in images:
         t0 = time.perf_counter()
         x = prepare_image(rgba).image[None]
         t1 = time.perf_counter()
-        predictors["ann"](x)
+        models["ann"].run(x)
         t2 = time.perf_counter()
-        predictors["cnn"](x)
+        models["cnn"].run(x)
         t3 = time.perf_counter()
         for key, value in (("prepare", t1 - t0), ("ann", t2 - t1), ("cnn", t3 - t2), ("total", t3 - t0)):
             timings[key].append(value * 1000)
-    for rgba in images[:60]:
-        x = prepare_image(rgba).image[None]
-        for name in models:
-            t = time.perf_counter()
-            models[name].predict(x, verbose=0)
-            timings[f"{name} model.predict"].append((time.perf_counter() - t) * 1000)
-    for name in models:  # the Draw page's saliency map (gradient × input of the logit), eager, per stroke
-        timings[f"{name} saliency"] = []
-        for rgba in images[:60]:
-            x = prepare_image(rgba).image
-            t = time.perf_counter()
-            saliency(models[name], x, target=7)
-            timings[f"{name} saliency"].append((time.perf_counter() - t) * 1000)
     for key, samples in timings.items():
         print(f"{key:20s} {percentiles(samples)}   (n={len(samples)})")
+    assert "tensorflow" not in sys.modules, "the serving path must not import TensorFlow"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from PIL import Image, ImageFilter
 from digitlab.data import load_mnist
 from digitlab.models import make_predictor
 from digitlab.preprocessing import BlankImageError, canvas_to_mnist
-from digitlab.tracking import SHIPPED_DIR, load_model_file
+from digitlab.modelfiles import SHIPPED_DIR, load_model_file
 
 CANVAS = 400
 DISTORTIONS = ("none", "position", "thin", "thick", "rotation", "all")

@@ -106,7 +106,7 @@ def cmd_train(args) -> int:
     if args.export and not args.export.endswith(".keras"):
         raise UsageError(f"--export must name a .keras file, got {args.export!r}")
     _quiet_tensorflow_import()
-    from .jobs import run_training  # noqa: PLC0415
+    from .pipeline import run_training  # noqa: PLC0415
 
     bar = None if args.json else _ProgressBar(sys.stderr)
     outcome = run_training(config, preset=args.preset, track=not args.no_track, export=args.export,
@@ -174,7 +174,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .tracking import RunStore  # noqa: PLC0415
+    from .runs import RunStore  # noqa: PLC0415
 
     store = RunStore()
     store.recover()
@@ -209,11 +209,11 @@ def cmd_runs(args) -> int:
 def _load_model(name: str):
     """A .keras path, a shipped id (ann, cnn) or a run id → a Keras model (safe mode, never .h5)."""
     _quiet_tensorflow_import()
-    from . import tracking  # noqa: PLC0415
+    from . import modelfiles  # noqa: PLC0415
 
-    if name in tracking.SHIPPED or tracking._RUN_ID.match(name):
-        return tracking.load_model(name)
-    return tracking.load_model_file(Path(name))
+    if modelfiles.is_model_id(name):
+        return modelfiles.load_model(name)
+    return modelfiles.load_model_file(Path(name))
 
 
 def _report_bad_image(args, name, why) -> bool:

@@ -51,8 +51,8 @@ def tracking_uri(tmp_path, monkeypatch):
 def tiny_outcome(mnist, tmp_path_factory):
     """One tracked 1-epoch CNN run on 2,000 images, shared by the tracking and evaluation tests."""
     from digitlab.config import RunConfig
-    from digitlab.jobs import run_training
-    from digitlab.tracking import RunStore
+    from digitlab.pipeline import run_training
+    from digitlab.runs import RunStore
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     store = RunStore(uri)

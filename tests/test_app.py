@@ -2,7 +2,6 @@
 
 import time
 
-import keras  # noqa: F401  - imported first, so the app's background TensorFlow warm-up has nothing to do
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -147,7 +146,7 @@ def visitor_session(owner, page):
 
 
 def test_two_visitors_of_the_demo_never_see_each_others_runs(home, monkeypatch):
-    from digitlab.tracking import RunStore
+    from digitlab.runs import RunStore
 
     monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
     store = RunStore()

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from digitlab.config import RunConfig
 from digitlab.data import load_mnist
 from digitlab.preprocessing import BlankImageError, prepare_image
-from digitlab.tracking import ModelLoadError, load_model, load_model_file
+from digitlab.modelfiles import ModelLoadError, load_model, load_model_file
 from tests.test_app import APP
 
 

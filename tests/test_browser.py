@@ -36,6 +36,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server(str):
+    """The app's URL, carrying the server's process id."""
+
+    def __new__(cls, url, pid):
+        self = super().__new__(cls, url)
+        self.pid = pid
+        return self
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mnist):
     home = seed_home(tmp_path_factory.mktemp("home"), mnist)
@@ -57,7 +66,7 @@ def server(tmp_path_factory, mnist):
     else:
         proc.kill()
         raise RuntimeError("streamlit did not become healthy: " + (home / "server.log").read_text()[-2000:])
-    yield url
+    yield Server(url, proc.pid)
     proc.terminate()
     proc.wait(timeout=20)
 
@@ -210,3 +219,21 @@ def test_clicking_a_confusion_cell_shows_those_digits(server, page, tmp_path):
     wait_idle(page)
     assert_healthy(page)
     shoot(page, tmp_path, "results-cell")
+
+
+def test_the_server_never_maps_tensorflow(server, page):
+    """Issue 16: every page visited and a digit drawn, yet no TensorFlow library is mapped in the server process."""
+    for path, title in [("", "DigitLab"), ("train", "Train a model"), ("results", "Results"),
+                        ("compare", "Compare runs")]:
+        page.goto(f"{server}/{path}")
+        page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+        wait_idle(page)
+    canvas = open_draw(server, page)
+    stroke(page, canvas, [(140, 40), (140, 240)])  # a "1"
+    page.get_by_text("What the models see").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert_healthy(page)
+    maps = Path(f"/proc/{server.pid}/maps").read_text()
+    mapped = {line.split()[-1] for line in maps.splitlines() if len(line.split()) >= 6}
+    assert "onnxruntime" in " ".join(mapped)  # the check can see libraries: the serving one is there
+    assert not [m for m in mapped if "tensorflow" in m.lower()], sorted(m for m in mapped if "tensorflow" in m)

@@ -69,7 +69,7 @@ def test_export_import_round_trip_and_bad_files(tmp_path, mnist):
 
 def test_accuracy_of_the_shipped_cnn_on_a_drawing_set(tmp_path, mnist):
     from digitlab.models import make_predictor
-    from digitlab.tracking import SHIPPED_DIR, load_model_file
+    from digitlab.modelfiles import SHIPPED_DIR, load_model_file
 
     digits, labels = digit_images(mnist)
     drawings = DrawingSet(folder=tmp_path)

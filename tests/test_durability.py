@@ -11,7 +11,9 @@ import pytest
 
 from digitlab import jobs
 from digitlab.config import RunConfig
-from digitlab.tracking import ModelLoadError, RunStore, load_model_file, model_entries
+from digitlab.catalog import model_entries
+from digitlab.modelfiles import ModelLoadError, load_model, load_model_file
+from digitlab.runs import RunStore
 from tests.test_jobs import TINY, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +40,13 @@ def test_sigkill_mid_training_leaves_a_consistent_store_and_the_run_interrupted(
     assert store.recover() == [killed.run_id]
     assert (store.get_run(killed.run_id).status, store.get_run(killed.run_id).stopped) == ("FAILED", "interrupted")
     with pytest.raises(ModelLoadError, match="did not finish"):
-        store.load_model(killed.run_id)
+        load_model(killed.run_id, store=store)
     assert not export.exists()  # the export is written to a temporary name first, never half a .keras file
     for half_written in tmp_path.glob(".*tmp*"):
         with pytest.raises(ModelLoadError):
             load_model_file(half_written)
     assert store.get_run(finished.run_id).status == "FINISHED"  # the finished run is intact and usable
-    assert store.load_model(finished.run_id).count_params() > 0
+    assert load_model(finished.run_id, store=store).count_params() > 0
     assert [e["id"] for e in model_entries(store)] == ["cnn", "ann", finished.run_id]
 
 

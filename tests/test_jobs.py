@@ -8,7 +8,7 @@ import pytest
 
 from digitlab import jobs
 from digitlab.config import RunConfig, preset
-from digitlab.tracking import RunStore
+from digitlab.runs import RunStore
 
 TINY = RunConfig(model="ann", hidden_units=32, num_epochs=2, batch_size=32, train_limit=1000, seed=0)
 SLOW = RunConfig(model="cnn", num_epochs=20, batch_size=16, train_limit=20000, early_stopping=None)

@@ -12,7 +12,7 @@ from digitlab.config import RunConfig, preset
 from digitlab.drawings import DrawingSet, evict_drawing_sets
 from digitlab.limits import LOCAL, PUBLIC, current_limits
 from digitlab.models import count_parameters
-from digitlab.tracking import RunStore
+from digitlab.runs import RunStore
 from tests.test_drawings import canvas_of
 from tests.test_jobs import TINY, wait_for
 

@@ -54,7 +54,7 @@ def test_stroke_width_augmentation_thickens_and_thins_in_training_only(mnist):
 
 def test_saliency_has_the_input_shape_is_deterministic_and_zero_off_ink(mnist):
     from digitlab.models import saliency
-    from digitlab.tracking import SHIPPED_DIR, load_model_file
+    from digitlab.modelfiles import SHIPPED_DIR, load_model_file
 
     model = load_model_file(SHIPPED_DIR / "cnn.keras")
     image = mnist.x_test[0] / 255.0  # a 7

@@ -7,7 +7,7 @@ import pytest
 
 from digitlab.evaluation import evaluate_model
 from digitlab.preprocessing import scale_images
-from digitlab.tracking import RunStore, load_model_file
+from digitlab.modelfiles import load_model, load_model_file
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -24,5 +24,4 @@ def test_shipped_model_accuracy_matches_its_card(name, floor, mnist):
 
 
 def test_shipped_models_load_by_id(tracking_uri):
-    store = RunStore()
-    assert store.load_model("cnn").name == "cnn" and store.load_model("ann").name == "ann"
+    assert load_model("cnn").name == "cnn" and load_model("ann").name == "ann"

@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from digitlab import charts, tracking
+from digitlab import catalog, charts
 from views import ui
 
 st.title("Compare runs")
@@ -39,4 +39,4 @@ if runs:
 
 st.subheader("ANN vs CNN, measured")
 st.caption("The most accurate model of each kind among the shipped models and your finished runs.")
-st.dataframe(pd.DataFrame(tracking.kind_comparison(ui.model_entries())), hide_index=True, key="kinds")
+st.dataframe(pd.DataFrame(catalog.kind_comparison(ui.model_entries())), hide_index=True, key="kinds")

@@ -3,7 +3,6 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from digitlab import charts
-from digitlab.models import saliency
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
 
@@ -37,8 +36,7 @@ with right:
             model_id = ui.pick_model(f"{kind.upper()} model", kind=kind, key=f"draw-{kind}", entries=entries)
             if prepared is None:
                 continue
-            _, predict = ui.model(model_id)
-            probabilities = predict(prepared.image[None])[0]
+            probabilities = ui.model(model_id).predict(prepared.image[None])[0]
             digit = int(np.argmax(probabilities))
             predicted[kind] = (model_id, digit)
             st.metric("Prediction", digit, help=f"{kind.upper()} {model_id}")
@@ -59,7 +57,7 @@ if prepared is not None:
                                        "score up, blue ones pushed it down.")
     for col, (kind, (model_id, digit)) in zip(st.columns(2), predicted.items()):
         shown = digit if target is None else int(target)
-        heat = saliency(ui.model(model_id)[0], prepared.image, target=shown)
+        heat = ui.model(model_id).run(prepared.image[None], target=shown, outputs=["saliency"])["saliency"][0]
         col.plotly_chart(charts.saliency_overlay(prepared.image, heat, title=f"{kind.upper()}: digit {shown}"),
                          key=f"saliency-{kind}")
 
@@ -84,7 +82,7 @@ if len(labels):
         "accuracy on my drawings": st.column_config.NumberColumn(format="percent"),
         "MNIST test accuracy": st.column_config.NumberColumn(format="percent")})
     replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
-    guesses = ui.model(replay_id)[1](images).argmax(axis=1)
+    guesses = ui.model(replay_id).predict(images).argmax(axis=1)
     st.plotly_chart(charts.digit_grid(images, [f"{t}→{g}" + ("" if t == g else " ✗") for t, g in zip(labels, guesses)]),
                     key="replay-grid")
 else:

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from digitlab import config as cfg, jobs, tracking
+from digitlab import catalog, config as cfg, jobs
 from views import ui
 
 st.title("Train a model")
@@ -15,7 +15,7 @@ kind = top[0].segmented_control("Model", cfg.MODELS, default=url.get("model", "c
 preset = top[1].selectbox("Preset", cfg.PRESETS, index=cfg.PRESETS.index(url.get("preset", "reference")),
                           key="preset", help="Sets every value below; change any of them afterwards.")
 base = cfg.preset(preset, model=kind or "cnn")
-measured = tracking.load_preset_result(preset, kind or "cnn")
+measured = catalog.load_preset_result(preset, kind or "cnn")
 if measured:
     st.caption(f"Preset `{preset}` for the {(kind or 'cnn').upper()}, measured on this machine: "
                f"**{measured['test_accuracy']:.2%}** test accuracy in **{ui.seconds(measured['train_seconds'])}** "

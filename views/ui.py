@@ -1,43 +1,20 @@
 """The dashboard's shared helpers: cached data, store and models, the selected model, error display.
 
 Caching lives here (the UI layer), never in `digitlab/`. `cache_resource` objects are shared by every
-visitor, so only read-only things are cached: MNIST, the run store client, loaded models, test-set reports.
+visitor, so only read-only things are cached: MNIST, the run store client, serving models, test-set reports.
+The server reaches models only through `digitlab.serving` (ONNX Runtime): it never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-import sys
-import threading
-import time
 
 import numpy as np
 import streamlit as st
 
-from digitlab import tracking
+from digitlab import catalog, modelfiles, runs as runstore, serving
 from digitlab.data import load_mnist
-from digitlab.preprocessing import scale_images
-
-
-def warm_tensorflow(*, delay: float = 1.5) -> None:
-    """Import TensorFlow and load the shipped models in a background thread, after `delay` seconds.
-
-    The import holds the GIL for seconds at a time; started as soon as a page's script ends, it stalled the server's
-    event loop before the page had reached the browser (Home's table appeared after 10 s instead of 3).
-    """
-    if "keras" in sys.modules or getattr(warm_tensorflow, "started", False):
-        return
-    warm_tensorflow.started = True
-
-    def load():
-        time.sleep(delay)
-        import digitlab.models  # noqa: F401
-
-        for shipped in tracking.SHIPPED:  # load and trace them now: the first drawn digit need not wait for them
-            model(shipped)
-
-    threading.Thread(target=load, daemon=True, name="warm-tf").start()
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -47,17 +24,17 @@ def mnist():
 
 @st.cache_resource(show_spinner=False)
 def _store():
-    store = tracking.RunStore()
+    store = runstore.RunStore()
     store.recover()  # runs left RUNNING by a dead process become FAILED/interrupted
     return store
 
 
-def store() -> tracking.RunStore | None:
+def store() -> runstore.RunStore | None:
     """The run store, or None (with a message on the page) when it cannot be opened."""
     try:
         return _store()
     except Exception as error:  # a locked, corrupt or unreachable store must not take the app down
-        st.warning(f"The run store ({tracking.tracking_uri()}) cannot be opened: {error}. Shipped models still "
+        st.warning(f"The run store ({runstore.tracking_uri()}) cannot be opened: {error}. Shipped models still "
                    "work; fix or move the store (MLFLOW_TRACKING_URI) to see and record runs.", icon="⚠️")
         return None
 
@@ -77,7 +54,7 @@ def visitor() -> str | None:
 
 def model_entries() -> list[dict]:
     """The shipped models and the finished runs this session may see."""
-    return tracking.model_entries(store(), owner=visitor())
+    return catalog.model_entries(store(), owner=visitor())
 
 
 def runs() -> list:
@@ -109,45 +86,38 @@ def drawing_scores(entries: list[dict], images: np.ndarray, labels: np.ndarray) 
 def _drawing_score(model_id: str, digest: str, _images, _labels) -> float:
     from digitlab.drawings import accuracy_on
 
-    loaded = _load(model_id)
-    return accuracy_on(lambda x: loaded(x, training=False).numpy(), _images, _labels)
+    return accuracy_on(model(model_id).predict, _images, _labels)
 
 
-def _load(model_id: str):
-    """A shipped model (no run store needed) or a run's model, through tracking's one safe loader."""
-    return tracking.load_model(model_id, store=None if model_id in tracking.SHIPPED else _store())
+def model(model_id: str) -> serving.ServingModel:
+    """The serving model of a shipped id or run id; a run made before serving graphs gets one first (once, in a
+    separate process: this server never imports TensorFlow)."""
+    try:
+        return _serving(model_id)
+    except serving.ServingGraphMissing:
+        with st.spinner("Preparing this model for live use (once; about 10 s)…"):
+            serving.ensure_serving_graph(model_id)
+        return _serving(model_id)
 
 
-@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
-def model(model_id: str):
-    """(keras model, fast predictor) for a shipped id or run id."""
-    from digitlab.models import make_predictor
-
-    loaded = _load(model_id)
-    predictor = make_predictor(loaded)
-    predictor(np.zeros((1, 28, 28), np.float32))  # trace once now, not on the first stroke
-    return loaded, predictor
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _serving(model_id: str) -> serving.ServingModel:
+    return serving.load_serving(model_id, store=None if model_id in modelfiles.SHIPPED else _store())
 
 
-@st.cache_resource(max_entries=12, show_spinner="Scoring the model on the 10,000 test images…")
+@st.cache_resource(max_entries=12, show_spinner="Reading the model's test-set scores…")
 def report(model_id: str):
-    """The EvaluationReport of a model on the MNIST test set (a run's saved probabilities when it has them)."""
+    """The EvaluationReport of a model on the MNIST test set, from the probabilities saved when it was made."""
     from digitlab.evaluation import evaluate_probabilities
 
-    data = mnist()
-    if model_id not in tracking.SHIPPED:
-        path = _store().artifact_path(model_id, tracking.PROBABILITIES_ARTIFACT)
-        return evaluate_probabilities(data.y_test, np.load(path))
-    _, predict = model(model_id)
-    x = scale_images(data.x_test)
-    probabilities = np.concatenate([predict(x[i:i + 2000]) for i in range(0, len(x), 2000)])
-    return evaluate_probabilities(data.y_test, probabilities)
+    store = None if model_id in modelfiles.SHIPPED else _store()
+    return evaluate_probabilities(mnist().y_test, catalog.load_test_probabilities(model_id, store=store))
 
 
 def history(model_id: str) -> dict:
     """Per-epoch metrics of a shipped model (its card) or a run (MLflow)."""
-    if model_id in tracking.SHIPPED:
-        return tracking.load_card(model_id)["history"]
+    if model_id in modelfiles.SHIPPED:
+        return catalog.load_card(model_id)["history"]
     return _store().history(model_id)
 
 
@@ -355,10 +325,7 @@ def job_view(job_id: str) -> None:
 
 def model_bytes(model_id: str) -> bytes:
     """The .keras file of a shipped model or a run, for download."""
-    path = tracking.SHIPPED_DIR / f"{model_id}.keras" if model_id in tracking.SHIPPED \
-        else _store().artifact_path(model_id, tracking.MODEL_ARTIFACT)
-    return path.read_bytes()
-
+    return modelfiles.model_file(model_id, store=None if model_id in modelfiles.SHIPPED else _store()).read_bytes()
 
 
 def show_failure(page_title: str, error: Exception) -> None:

@@ -1,0 +1,301 @@
+"""Write a trained model's files: the `.keras`, its serving graph (ONNX), and for shipped models a card.
+
+The serving graph is one ONNX model with inputs `image` float32 (n, 28, 28) and `target` int32 scalar, and outputs
+`probabilities` (n, 10), `logits` (n, 10), `saliency` (n, 28, 28) (gradient × input of the target digit's logit;
+target < 0 means each image's predicted digit), `hidden` (n, units) (the last hidden layer) and `conv1`, `conv2`, …
+(n, h, w, filters) (every convolution's output, after its activation). ONNX Runtime runs it in the dashboard without
+TensorFlow (`serving.py`). It is traced from the inference-only network (the same config without augmentation, which
+has no weights), converted with tf2onnx, then loaded in ONNX Runtime and compared with Keras before it is kept:
+tf2onnx goes on after errors by design and can write a wrong file silently.
+
+This module imports TensorFlow: only training workers, the CLI and `python -m digitlab.export` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import RunConfig
+from .models import build_model
+
+TOLERANCE = 1e-5  # largest difference from Keras allowed in probabilities and saliency
+CHECK_IMAGES = 300  # test images the check runs
+
+
+class ServingExportError(ValueError):
+    """The serving graph could not be made, or did not match Keras; the message says which layer or output."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The serving function, traced from the inference-only network
+# ---------------------------------------------------------------------------------------------------------------
+
+def inference_model(model: keras.Model, config: RunConfig) -> keras.Model:
+    """The same network without its training-only layers (augmentation has no weights, so they carry over)."""
+    if not config.augment:
+        return model
+    plain = build_model(config.replace(augment=False))
+    plain.set_weights(model.get_weights())
+    return plain
+
+
+def serving_function(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
+    """A tf.function computing every serving output (see the module docstring) from `model`'s layers."""
+    output = model.get_layer("probabilities")  # every DigitLab model ends in this Dense softmax layer
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    inner = keras.Model(model.inputs, [layer.output for layer in convs] + [output.input])
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 28, 28), tf.float32, name="image"),
+                                  tf.TensorSpec((), tf.int32, name="target")])
+    def serve(image, target):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            *maps, hidden = inner(image, training=False) if convs else [inner(image, training=False)]
+            logits = tf.matmul(hidden, output.kernel) + output.bias  # (n, 10): the softmax saturates, logits do not
+        chosen = tf.where(target < 0, tf.argmax(logits, axis=1, output_type=tf.int32),
+                          tf.fill(tf.shape(image)[:1], target))
+        gradient = tape.gradient(logits, image, output_gradients=tf.one_hot(chosen, 10, dtype=logits.dtype))
+        outputs = {"probabilities": tf.nn.softmax(logits), "logits": logits, "saliency": gradient * image,
+                   "hidden": hidden}
+        outputs.update({f"conv{i + 1}": m for i, m in enumerate(maps)})
+        return outputs
+
+    return serve
+
+
+def write_serving_graph(model: keras.Model, config: RunConfig, path, *, check_images: np.ndarray) -> Path:
+    """Convert `model` to its serving graph at `path` (atomically), after checking it against Keras.
+
+    check_images : float32 (n, 28, 28) in [0, 1], e.g. a few hundred test images.
+    Raises ServingExportError when conversion fails or any output differs from Keras by more than TOLERANCE
+    (probabilities, saliency) or 1e-4 of its range (activations); nothing is written then.
+    """
+    import tf2onnx  # noqa: PLC0415
+
+    _register_gradient_handlers()
+    path = Path(path)
+    serve = serving_function(inference_model(model, config))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+        tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17, output_path=str(tmp))
+        _check(tmp, model, serve, np.asarray(check_images, np.float32))
+    except ServingExportError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as error:  # tf2onnx and ONNX Runtime raise many types; all mean "cannot serve this model"
+        tmp.unlink(missing_ok=True)
+        raise ServingExportError(f"the serving graph could not be made: {type(error).__name__}: "
+                                 f"{str(error).strip().splitlines()[0][:300] if str(error).strip() else ''}") from None
+    os.replace(tmp, path)
+    return path
+
+
+def _check(path: Path, model: keras.Model, serve, images: np.ndarray) -> None:
+    from .serving import ServingModel  # noqa: PLC0415
+
+    served = ServingModel(path)
+    expected = np.asarray(model(images, training=False))
+    worst = {}
+    for target in (-1, 3):
+        got = served.run(images, target=None if target < 0 else target)
+        want = {k: v.numpy() for k, v in serve(tf.constant(images), tf.constant(target, tf.int32)).items()}
+        worst[f"probabilities (target {target})"] = (np.abs(got["probabilities"] - expected).max(), TOLERANCE)
+        worst[f"saliency (target {target})"] = (np.abs(got["saliency"] - want["saliency"]).max(), TOLERANCE)
+        for name in [k for k in want if k == "hidden" or k.startswith("conv")]:
+            scale = max(1.0, float(np.abs(want[name]).max()))
+            worst[name] = (np.abs(got[name] - want[name]).max() / scale, 1e-4)
+    bad = {k: v for k, (v, limit) in worst.items() if not v <= limit}
+    if bad:
+        raise ServingExportError("the serving graph does not match Keras: " + ", ".join(
+            f"{k} differs by {v:.2e}" for k, v in bad.items()))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tf2onnx handlers for the three gradient ops that saliency brings into the graph
+# ---------------------------------------------------------------------------------------------------------------
+
+def _register_gradient_handlers() -> None:
+    """ReluGrad, MaxPoolGrad and ShapeN have no tf2onnx handler; each is a few ONNX nodes (registered once)."""
+    if getattr(_register_gradient_handlers, "done", False):
+        return
+    from tf2onnx import utils  # noqa: PLC0415
+    from tf2onnx.handler import tf_op  # noqa: PLC0415
+
+    def replace(ctx, node, op_type, inputs, **kwargs):
+        shapes, dtypes, outputs = node.output_shapes, node.output_dtypes, node.output
+        ctx.remove_node(node.name)
+        ctx.make_node(op_type, inputs, outputs=outputs, name=node.name, shapes=shapes, dtypes=dtypes, **kwargs)
+
+    @tf_op("ReluGrad")
+    class ReluGrad:  # gradient × (features > 0)
+        @classmethod
+        def version_1(cls, ctx, node, **kwargs):
+            gradient, features = node.input
+            dtype = ctx.get_dtype(features)
+            zero = ctx.make_const(utils.make_name("zero"), np.array(0, utils.map_onnx_to_numpy_type(dtype)))
+            positive = ctx.make_node("Greater", [features, zero.output[0]]).output[0]
+            mask = ctx.make_node("Cast", [positive], attr={"to": dtype}).output[0]
+            replace(ctx, node, "Mul", [gradient, mask])
+
+    @tf_op("MaxPoolGrad")
+    class MaxPoolGrad:  # route each gradient to its window's maximum: MaxPool with indices, then MaxUnpool
+        @classmethod
+        def version_11(cls, ctx, node, **kwargs):
+            original, _, gradient = node.input
+            size, strides = list(node.get_attr("ksize").ints)[1:3], list(node.get_attr("strides").ints)[1:3]
+            padding = node.get_attr_value("padding")
+            padding = padding.decode() if isinstance(padding, bytes) else padding
+            utils.make_sure(size == strides and padding == "VALID", "MaxPoolGrad is converted only for "
+                            "non-overlapping VALID pools (stride = pool size), got pool %s, strides %s, padding %s",
+                            size, strides, padding)
+            nchw = {"perm": [0, 3, 1, 2]}
+            x = ctx.make_node("Transpose", [original], attr=nchw).output[0]
+            g = ctx.make_node("Transpose", [gradient], attr=nchw).output[0]
+            indices = ctx.make_node("MaxPool", [x], attr={"kernel_shape": size, "strides": strides},
+                                    output_count=2).output[1]
+            shape = ctx.make_node("Shape", [x]).output[0]
+            spread = ctx.make_node("MaxUnpool", [g, indices, shape],
+                                   attr={"kernel_shape": size, "strides": strides}).output[0]
+            replace(ctx, node, "Transpose", [spread], attr={"perm": [0, 2, 3, 1]})
+
+    @tf_op("ShapeN")
+    class ShapeN:  # one Shape per input, cast to the requested integer type
+        @classmethod
+        def version_1(cls, ctx, node, **kwargs):
+            out_type = node.get_attr_value("out_type")
+            inputs, outputs = list(node.input), list(node.output)
+            shapes, dtypes = node.output_shapes, node.output_dtypes
+            ctx.remove_node(node.name)
+            for i, (source, target) in enumerate(zip(inputs, outputs)):
+                shape = ctx.make_node("Shape", [source]).output[0]
+                ctx.make_node("Cast", [shape], attr={"to": out_type}, outputs=[target], shapes=[shapes[i]],
+                              dtypes=[dtypes[i]])
+
+    _register_gradient_handlers.done = True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A model's files
+# ---------------------------------------------------------------------------------------------------------------
+
+def write_model_files(model: keras.Model, config: RunConfig, folder, *, check_images: np.ndarray) -> str | None:
+    """Write folder/model.keras and folder/model.onnx; returns None, or why the serving graph was refused
+    (the `.keras` is written either way)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    try:
+        write_serving_graph(model, config, folder / "model.onnx", check_images=check_images)
+    except ServingExportError as error:
+        return str(error)
+    return None
+
+
+def save_model_with_card(outcome, path, *, preset: str = "") -> Path:
+    """Write PATH.keras, PATH.onnx, PATH.test_probabilities.npy and the card PATH.json, each atomically.
+
+    Raises ServingExportError (after writing nothing) when the serving graph cannot be made: a shipped model must
+    be servable.
+    """
+    from .data import load_mnist  # noqa: PLC0415
+    from .preprocessing import scale_images  # noqa: PLC0415
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"export path must end in .keras, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    r = outcome.result
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        check = scale_images(load_mnist().x_test[:CHECK_IMAGES])
+        write_serving_graph(r.model, r.config, Path(tmp) / "model.onnx", check_images=check)
+        r.model.save(Path(tmp) / "model.keras")
+        np.save(Path(tmp) / "probabilities.npy", outcome.report.probabilities.astype(np.float32))
+        os.replace(Path(tmp) / "model.onnx", path.with_suffix(".onnx"))
+        os.replace(Path(tmp) / "probabilities.npy", path.with_suffix(".test_probabilities.npy"))
+        os.replace(Path(tmp) / "model.keras", path)
+    card = {
+        "model": r.config.model, "preset": preset, "config": r.config.to_params(),
+        "test_accuracy": outcome.report.accuracy, "test_loss": outcome.report.loss,
+        "test_auc_macro": outcome.report.auc.get("macro"), "train_seconds": round(r.train_seconds, 2),
+        "epochs_run": r.epochs_run, "stopped": r.stopped, "num_parameters": r.num_parameters,
+        "precision": r.precision, "history": r.history, "run_id": outcome.run_id,
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": machine_description(),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": "python -m digitlab " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else "",
+    }
+    card_path = path.with_suffix(".json")
+    tmp_card = card_path.with_name(f".{card_path.name}.{os.getpid()}.tmp")
+    tmp_card.write_text(json.dumps(card, indent=1) + "\n")
+    os.replace(tmp_card, card_path)
+    return path
+
+
+def machine_description() -> dict:
+    """The CPU a figure was measured on: model name, cores, and whether it has native bfloat16."""
+    from .config import _cpu_has_bfloat16  # noqa: PLC0415
+
+    name = ""
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor()
+    return {"cpu": name, "cores": os.cpu_count(), "native_bfloat16": _cpu_has_bfloat16(),
+            "arch": platform.machine()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Serving graphs for models made before serving graphs existed: `python -m digitlab.export RUN_ID | ann | cnn`
+# ---------------------------------------------------------------------------------------------------------------
+
+def make_serving_graph(model_id: str) -> Path:
+    """Write the serving graph of a shipped model or a finished run that lacks one; returns its path."""
+    from .catalog import load_card  # noqa: PLC0415
+    from .data import load_mnist  # noqa: PLC0415
+    from .modelfiles import SERVING_ARTIFACT, SHIPPED, SHIPPED_DIR, load_model, model_file  # noqa: PLC0415
+    from .preprocessing import scale_images  # noqa: PLC0415
+    from .runs import RunStore  # noqa: PLC0415
+
+    check = scale_images(load_mnist().x_test[:CHECK_IMAGES])
+    if model_id in SHIPPED:  # the graph and the test-set probabilities the dashboard reads
+        from .evaluation import predict_probabilities  # noqa: PLC0415
+
+        config, model = RunConfig.from_params(load_card(model_id)["config"]), load_model(model_id)
+        probabilities = predict_probabilities(model, scale_images(load_mnist().x_test)).astype(np.float32)
+        _save_npy(SHIPPED_DIR / f"{model_id}.test_probabilities.npy", probabilities)
+        return write_serving_graph(model, config, SHIPPED_DIR / f"{model_id}.onnx", check_images=check)
+    store = RunStore()
+    config = store.get_run(model_id).config
+    model = load_model(model_id, store=store)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_serving_graph(model, config, Path(tmp) / "model.onnx", check_images=check)
+        store.client.log_artifact(model_id, str(Path(tmp) / "model.onnx"), SERVING_ARTIFACT.rsplit("/", 1)[0])
+    return model_file(model_id, store=store, kind="onnx")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    try:
+        print(make_serving_graph(sys.argv[1]))
+    except ValueError as error:  # ServingExportError, ModelLoadError: say why on one line
+        print(f"digitlab: error: {error}", file=sys.stderr)
+        sys.exit(2)
