@@ -37,16 +37,6 @@ def montage(images: np.ndarray, *, columns: int, gap: int = 2) -> np.ndarray:
     return out
 
 
-def digit_image(image: np.ndarray, *, title: str = "", height: int = 260) -> go.Figure:
-    """One (h, w) grey image in [0, 1] (or 0-255), ink bright on black, as the model sees it."""
-    image = np.asarray(image, np.float32)
-    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, hovertemplate="x %{x}, y %{y}: "
-                               "%{z:.2f}<extra></extra>", zmin=0, zmax=1 if image.max() <= 1 else 255))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, title=None)
-    fig.update_xaxes(showticklabels=False, title=None, constrain="domain")
-    return _layout(fig, height=height, title=title, plot_bgcolor="black")
-
-
 def digit_grid(images: np.ndarray, titles: list[str], *, columns: int = 10, height_per_row: int = 95) -> go.Figure:
     """A grid of (n, 28, 28) digits with a caption above each (e.g. 'true 4 → 9 (97%)')."""
     n = len(images)
@@ -212,25 +202,18 @@ def roc_curves(roc: dict, auc: dict) -> go.Figure:
 
 
 def probability_bars(probabilities: np.ndarray, *, height: int = 240) -> go.Figure:
-    """The 10 class probabilities of one image; the predicted digit is highlighted."""
+    """The 10 class probabilities of one image; the predicted digit is highlighted.
+
+    Redrawn on every stroke, so it is built from one dict (not `update_*` calls) on Plotly's bare template (the
+    default one is ~90% of a small figure's payload; Streamlit's theme styles the chart anyway): 0.8 ms, not 3.
+    """
     probabilities = np.asarray(probabilities, np.float32)
     top = int(probabilities.argmax())
-    colours = [VALIDATION if d == top else TRAIN for d in range(10)]
-    fig = go.Figure(go.Bar(x=_DIGITS, y=probabilities, marker_color=colours,
-                           hovertemplate="digit %{x}: %{y:.1%}<extra></extra>"))
-    fig.update_xaxes(title="digit", type="category")
-    fig.update_yaxes(title="probability", range=[0, 1], tickformat=".0%")
-    return _layout(fig, height=height)
-
-
-def saliency_overlay(image: np.ndarray, saliency: np.ndarray, *, title: str = "", height: int = 260) -> go.Figure:
-    """The 28×28 input in grey with the saliency on top: red pushed toward the class, blue pushed away."""
-    image, saliency = np.asarray(image, np.float32), np.asarray(saliency, np.float32)
-    limit = float(np.abs(saliency).max()) or 1.0
-    shown = np.where(np.abs(saliency) > 0.05 * limit, saliency, np.nan)  # hide the near-zero background
-    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, zmin=0, zmax=1, hoverinfo="skip"))
-    fig.add_heatmap(z=shown, colorscale="RdBu_r", zmid=0, zmin=-limit, zmax=limit, opacity=0.75,
-                    colorbar=dict(title="effect", thickness=10), hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>")
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False, constrain="domain")
-    return _layout(fig, height=height, title=title, plot_bgcolor="black")
+    return go.Figure({
+        "data": [{"type": "bar", "x": _DIGITS, "y": probabilities.tolist(),
+                  "marker": {"color": [VALIDATION if d == top else TRAIN for d in range(10)]},
+                  "hovertemplate": "digit %{x}: %{y:.1%}<extra></extra>"}],
+        "layout": {"template": "none", "height": height, "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+                   "xaxis": {"title": {"text": "digit"}, "type": "category", "fixedrange": True},
+                   "yaxis": {"title": {"text": "probability"}, "range": [0, 1], "tickformat": ".0%",
+                             "fixedrange": True}}})

@@ -1,81 +1,104 @@
-import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
-from digitlab import charts
+from digitlab import charts, pictures
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
+from views.canvas import canvas_toolbar, digit_canvas
 
 st.title("Draw a digit")
-st.caption("Draw one digit, large and centred or not: it is cropped, scaled to 20 px and centred the way MNIST "
-           "digits were. Both models predict on every stroke.")
+st.caption("Draw one digit, large or small, anywhere on the square: it is cropped, scaled to 20 px and centred the "
+           "way MNIST digits were, and both models answer on every stroke.")
+ui.crisp_images()
+canvas_toolbar()  # once per page run: it restyles every canvas the board below mounts
+entries = ui.model_entries()  # once per page run; a stroke reruns only the board below
+names = {e["id"]: e["name"] for e in entries}
+chosen = [names.get(st.session_state.get(f"pick-draw-{kind}", st.session_state.get(f"draw-{kind}")),
+                   f"shipped {kind.upper()}") for kind in ("ann", "cnn")]  # the pickers below run after the label
+with st.popover(f"Models: {chosen[0]} and {chosen[1]}", icon=":material/tune:"):
+    model_ids = {kind: ui.pick_model(f"{kind.upper()} model", kind=kind, key=f"draw-{kind}", entries=entries)
+                 for kind in ("ann", "cnn")}
 
-left, right = st.columns([1, 2])
-with left:
-    version = st.session_state.setdefault("canvas_version", 0)
-    canvas = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
-                       drawing_mode="freedraw", return_image_data=True, key=f"canvas-{version}")
-    if st.button("Clear", key="clear"):
-        st.session_state.canvas_version += 1
-        st.session_state.picked_label = None
-        st.rerun()
 
-try:
-    prepared = prepare_image(canvas.image_data) if canvas.image_data is not None else None
-except BlankImageError:
-    prepared = None
+@st.fragment
+def board(model_ids: dict) -> None:
+    """The canvas and everything that depends on the drawing: a stroke reruns only this fragment."""
+    left, details = st.columns([1, 2])
+    with left:
+        version = st.session_state.setdefault("canvas_version", 0)
+        canvas = digit_canvas(key=f"canvas-{version}")
+        answers = st.container()  # both answers right under the canvas, where a phone shows them
+        if st.button("Clear", key="clear", icon=":material/ink_eraser:"):
+            st.session_state.canvas_version += 1
+            st.session_state.picked_label = None
+            st.rerun(scope="fragment")
+    explain = st.container()
 
-entries = ui.model_entries()  # once per run: every stroke reruns this page
-predicted = {}  # kind → (model id, digit)
-with right:
+    drawing = canvas.image_data  # decoded from PNG on each access: once
+    try:
+        prepared = prepare_image(drawing) if drawing is not None else None
+    except BlankImageError:
+        prepared = None
+    with explain:
+        target = None
+        if prepared is not None:
+            st.subheader("Which pixels decided it")
+            target = st.segmented_control("Explain the score of digit", list(range(10)), key="target",
+                                          help="Empty: each model's own prediction. Gradient × input: red pixels "
+                                               "pushed the score up, blue ones pushed it down.")
+
+    # Both models answer before anything is shown, so the two answers always belong to the same drawing.
+    outputs = {kind: ui.model(model_id).run(prepared.image[None], target=target)
+               for kind, model_id in model_ids.items() if prepared is not None and model_id}
+
     if prepared is None:
-        st.info("Draw a digit", icon="✍️")
-    columns = st.columns(2)
-    for column, kind in zip(columns, ("ann", "cnn")):
-        with column:
-            model_id = ui.pick_model(f"{kind.upper()} model", kind=kind, key=f"draw-{kind}", entries=entries)
-            if prepared is None:
-                continue
-            probabilities = ui.model(model_id).predict(prepared.image[None])[0]
-            digit = int(np.argmax(probabilities))
-            predicted[kind] = (model_id, digit)
-            st.metric("Prediction", digit, help=f"{kind.upper()} {model_id}")
-            st.caption(f"Confidence {probabilities[digit]:.1%}")
-            st.plotly_chart(charts.probability_bars(probabilities, height=220), key=f"bars-{kind}")
+        answers.info("Draw a digit", icon=":material/draw:")
+        return
+    guesses = {kind: int(out["probabilities"][0].argmax()) for kind, out in outputs.items()}
+    answers.markdown("  ·  ".join(f"**{kind.upper()}: {digit}** ({outputs[kind]['probabilities'][0][digit]:.0%})"
+                                  for kind, digit in guesses.items()))
+    with details:
+        for column, (kind, out) in zip(st.columns(2), outputs.items()):
+            probabilities = out["probabilities"][0]
+            column.metric("Prediction", guesses[kind], help=f"{kind.upper()} · {names.get(model_ids[kind])}: the "
+                                                            "digit with the highest probability")
+            column.caption(f"Confidence {probabilities[guesses[kind]]:.1%}")
+            column.plotly_chart(charts.probability_bars(probabilities, height=200), key=f"bars-{kind}",
+                                config={"displayModeBar": False})
+    with explain:
+        for column, (kind, out) in zip(st.columns(2), outputs.items()):
+            shown = guesses[kind] if target is None else int(target)
+            column.image(pictures.saliency_rgb(prepared.image, out["saliency"][0]),
+                         caption=f"{kind.upper()}: digit {shown}", width=224, output_format="PNG")
+        st.subheader("What the models see")
+        st.image(pictures.preparation_strip(prepared.cropped, prepared.resized, prepared.image), width=540,
+                 output_format="PNG", caption="cropped to the ink → longer side 20 px → centred 28×28 by its "
+                                              "centre of mass: the models' input")
+        add_to_my_drawings(drawing, guesses.get("cnn", guesses.get("ann", 0)))
 
-if prepared is not None:
-    st.subheader("What the models see")
-    steps = st.columns(4)
-    for col, (title, image) in zip(steps, (("your drawing", prepared.ink), ("cropped to the ink", prepared.cropped),
-                                            ("longer side 20 px", prepared.resized),
-                                            ("centred 28×28: the input", prepared.image))):
-        col.plotly_chart(charts.digit_image(image, title=title, height=230), key=f"step-{title}")
 
-    st.subheader("Which pixels decided it")
-    target = st.segmented_control("Explain the score of digit", list(range(10)), key="target",
-                                  help="Empty: each model's own prediction. Gradient × input: red pixels pushed the "
-                                       "score up, blue ones pushed it down.")
-    for col, (kind, (model_id, digit)) in zip(st.columns(2), predicted.items()):
-        shown = digit if target is None else int(target)
-        heat = ui.model(model_id).run(prepared.image[None], target=shown, outputs=["saliency"])["saliency"][0]
-        col.plotly_chart(charts.saliency_overlay(prepared.image, heat, title=f"{kind.upper()}: digit {shown}"),
-                         key=f"saliency-{kind}")
+def add_to_my_drawings(image, guess: int) -> None:
+    """Label the drawing (the latest guess until the user picks) and keep it in "my drawings"."""
+    st.subheader("Keep it")
+    if st.session_state.get("picked_label") is None:
+        st.session_state.label = guess
+    cols = st.columns([1, 1, 2], vertical_alignment="bottom")
+    label = cols[0].selectbox("This drawing is a", range(10), key="label",
+                              on_change=lambda: st.session_state.update(picked_label=st.session_state.label))
+    if cols[1].button("Add to my drawings", key="add", icon=":material/add:"):
+        try:
+            ui.drawing_set().add(image, int(label))
+        except (ValueError, OSError) as error:
+            st.error(f"Not added: {error}", icon=":material/block:")
+            return
+        st.session_state.picked_label = None
+        st.toast(f"Added as a {label}.")
+        st.rerun()  # the whole page: the scores below include it
+
+
+board(model_ids)
 
 st.subheader("My drawings")
 drawings = ui.drawing_set()
-if prepared is not None:
-    add_cols = st.columns([1, 1, 2], vertical_alignment="bottom")
-    if st.session_state.get("picked_label") is None:  # the offered label follows the latest guess until picked
-        st.session_state.label = predicted.get("cnn", predicted.get("ann", (None, 0)))[1]
-    label = add_cols[0].selectbox("This drawing is a", range(10), key="label",
-                                  on_change=lambda: st.session_state.update(picked_label=st.session_state.label))
-    if add_cols[1].button("Add to my drawings", key="add"):
-        try:
-            drawings.add(canvas.image_data, int(label))
-            st.session_state.picked_label = None
-            st.toast(f"Added as a {label}.")
-        except (ValueError, OSError) as error:
-            st.error(f"Not added: {error}", icon="🚫")
 images, labels = drawings.arrays()
 if len(labels):
     st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores", column_config={

@@ -143,6 +143,11 @@ def select(model_id: str, kind: str) -> None:
     st.session_state[f"draw-{kind}"] = model_id
 
 
+def crisp_images() -> None:
+    """Enlarge every image on the page without smoothing: a 28×28 digit sent as 28×28 pixels stays sharp."""
+    st.html("<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>")
+
+
 def seconds(value: float | None) -> str:
     """12.3 → '12 s', 75 → '1 min 15 s'."""
     if value is None:
