@@ -41,14 +41,15 @@ def fresh_home():
 
 
 @contextlib.contextmanager
-def server(home: Path, **env):
-    """`streamlit run app.py` on a free port with DIGITLAB_HOME=home; yields (url, process, start time)."""
+def server(home: Path, *, cpus: str | None = None, **env):
+    """`streamlit run app.py` on a free port with DIGITLAB_HOME=home (pinned to `cpus` with taskset, e.g. "0");
+    yields (url, process, start time)."""
     port = free_port()
     environment = {**os.environ, "DIGITLAB_HOME": str(home), **env}
     environment.pop("MLFLOW_TRACKING_URI", None)
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        (["taskset", "-c", cpus] if cpus else []) + [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--browser.gatherUsageStats", "false"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

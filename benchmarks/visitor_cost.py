@@ -121,7 +121,7 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
         for i in range(strokes):
             if i:
                 clear.click()
-                page.get_by_text("Draw a digit", exact=True).wait_for(timeout=60_000)
+                page.wait_for_function("() => !document.querySelector('[data-testid=\"stImage\"]')", timeout=60_000)
                 idle(page)
                 time.sleep(1.5)  # the new canvas mounts
             before = process_cpu(process.pid)

@@ -13,7 +13,8 @@ import numpy as np
 from .config import RunConfig
 from .data import PROJECT_DIR
 from .modelfiles import SHIPPED, SHIPPED_DIR, ModelLoadError
-from .runs import PROBABILITIES_ARTIFACT, RunStore
+from .evaluation import EvaluationReport, load_report as read_report
+from .runs import PROBABILITIES_ARTIFACT, REPORT_ARTIFACT, RunStore
 
 
 def load_card(model_id: str) -> dict:
@@ -43,11 +44,23 @@ def load_preset_result(name: str, model: str) -> dict | None:
             "source": f"median of {len(result['runs'])} seeds, benchmarks/presets.json"}
 
 
-def load_test_probabilities(model_id: str, *, store: RunStore | None = None) -> np.ndarray:
-    """(10000, 10) float32: the model's probabilities on the MNIST test images, saved when it was made."""
+def load_report(model_id: str, *, store: RunStore | None = None, y_test: np.ndarray | None = None
+                ) -> EvaluationReport:
+    """The model's evaluation on the MNIST test images, saved when it was made (no scoring, no scikit-learn).
+
+    A run made before reports were saved whole is scored from its saved probabilities (y_test: the test labels).
+    """
     if model_id in SHIPPED:
-        return np.load(SHIPPED_DIR / f"{model_id}.test_probabilities.npy")
-    return np.load((store or RunStore()).artifact_path(model_id, PROBABILITIES_ARTIFACT))
+        return read_report(SHIPPED_DIR / f"{model_id}.report.npz")
+    store = store or RunStore()
+    try:
+        return read_report(store.artifact_path(model_id, REPORT_ARTIFACT))
+    except ModelLoadError:
+        from .evaluation import evaluate_probabilities  # noqa: PLC0415
+
+        if y_test is None:
+            raise
+        return evaluate_probabilities(y_test, np.load(store.artifact_path(model_id, PROBABILITIES_ARTIFACT)))
 
 
 def kind_comparison(entries: list[dict]) -> list[dict]:

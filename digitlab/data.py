@@ -35,6 +35,26 @@ class MNIST:
     source: str  # where it was loaded from, for messages
 
 
+@dataclass(frozen=True)
+class Overview:
+    """What the dashboard shows of MNIST, without holding the 47 MB of training images in the server."""
+
+    samples: np.ndarray  # (10 · per_class, 28, 28) uint8: the first training images of each digit
+    sample_labels: np.ndarray  # (10 · per_class,) int64
+    means: np.ndarray  # (10, 28, 28) float32 in [0, 255]: the mean training image of each digit
+    y_train: np.ndarray  # (60000,) int64
+    x_test: np.ndarray  # (10000, 28, 28) uint8
+    y_test: np.ndarray  # (10000,) int64
+
+
+def overview(data: MNIST, *, per_class: int = 12) -> Overview:
+    """Summarise `data` for display: samples and means of the training images, the test set whole."""
+    picks = np.concatenate([np.flatnonzero(data.y_train == d)[:per_class] for d in range(10)])
+    means = np.stack([data.x_train[data.y_train == d].mean(axis=0) for d in range(10)]).astype(np.float32)
+    return Overview(data.x_train[picks].copy(), data.y_train[picks].copy(), means, data.y_train, data.x_test,
+                    data.y_test)
+
+
 class DataUnavailableError(RuntimeError):
     """No MNIST source worked; the message lists each source and why it failed."""
 

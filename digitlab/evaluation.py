@@ -1,14 +1,18 @@
 """Score a model's predicted probabilities against the true labels, with scikit-learn doing the metrics.
 
 `evaluate_probabilities` is pure (arrays in, report out); `evaluate_model` runs a Keras model on images first.
+A report is computed once, where the model is made, and saved (`save_report`); the dashboard reads it back with
+`load_report`, which needs neither scikit-learn (56 MB) nor TensorFlow.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
-from sklearn import metrics
 
 CLASSES = tuple(range(10))
 
@@ -70,6 +74,8 @@ def evaluate_probabilities(y_true: np.ndarray, probabilities: np.ndarray) -> Eva
     y_true : array-like of shape (n_samples,), integer digits 0-9.
     probabilities : array-like of shape (n_samples, 10), rows summing to 1.
     """
+    from sklearn import metrics  # noqa: PLC0415 - only where reports are made
+
     y_true = np.asarray(y_true).astype(np.int64)
     probabilities = np.asarray(probabilities, np.float32)
     if probabilities.ndim != 2 or probabilities.shape[1] != 10:
@@ -102,6 +108,29 @@ def evaluate_probabilities(y_true: np.ndarray, probabilities: np.ndarray) -> Eva
         precision=precision, recall=recall, f1=f1, support=support,
         auc=auc, roc=roc, mistakes=mistakes, y_true=y_true, y_pred=y_pred, probabilities=probabilities,
     )
+
+
+def save_report(report: EvaluationReport, path) -> Path:
+    """Write every field of `report` to one .npz file, atomically (temporary file, then rename)."""
+    path = Path(path)
+    arrays = {f.name: getattr(report, f.name) for f in fields(report) if f.name not in ("auc", "roc")}
+    for key, (fpr, tpr) in report.roc.items():
+        arrays[f"roc_{key}_fpr"], arrays[f"roc_{key}_tpr"] = fpr, tpr
+    arrays["auc_json"] = np.array(json.dumps({k: float(v) for k, v in report.auc.items()}))
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_report(path) -> EvaluationReport:
+    """Read a report written by `save_report` (no pickles are loaded)."""
+    with np.load(path, allow_pickle=False) as f:
+        auc = json.loads(str(f["auc_json"]))
+        roc = {key: (f[f"roc_{key}_fpr"], f[f"roc_{key}_tpr"]) for key in auc if f"roc_{key}_fpr" in f}
+        values = {field.name: f[field.name] for field in fields(EvaluationReport) if field.name not in ("auc", "roc")}
+    values["accuracy"], values["loss"] = float(values["accuracy"]), float(values["loss"])
+    return EvaluationReport(**values, auc=auc, roc=roc)
 
 
 def predict_probabilities(model, images: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import RunConfig
+from .evaluation import save_report
 from .models import build_model
 
 TOLERANCE = 1e-5  # largest difference from Keras allowed in probabilities and saliency
@@ -205,7 +206,7 @@ def write_model_files(model: keras.Model, config: RunConfig, folder, *, check_im
 
 
 def save_model_with_card(outcome, path, *, preset: str = "") -> Path:
-    """Write PATH.keras, PATH.onnx, PATH.test_probabilities.npy and the card PATH.json, each atomically.
+    """Write PATH.keras, PATH.onnx, PATH.report.npz (the test-set evaluation) and the card PATH.json, atomically.
 
     Raises ServingExportError (after writing nothing) when the serving graph cannot be made: a shipped model must
     be servable.
@@ -222,9 +223,9 @@ def save_model_with_card(outcome, path, *, preset: str = "") -> Path:
         check = scale_images(load_mnist().x_test[:CHECK_IMAGES])
         write_serving_graph(r.model, r.config, Path(tmp) / "model.onnx", check_images=check)
         r.model.save(Path(tmp) / "model.keras")
-        np.save(Path(tmp) / "probabilities.npy", outcome.report.probabilities.astype(np.float32))
+        save_report(outcome.report, Path(tmp) / "report.npz")
         os.replace(Path(tmp) / "model.onnx", path.with_suffix(".onnx"))
-        os.replace(Path(tmp) / "probabilities.npy", path.with_suffix(".test_probabilities.npy"))
+        os.replace(Path(tmp) / "report.npz", path.with_suffix(".report.npz"))
         os.replace(Path(tmp) / "model.keras", path)
     card = {
         "model": r.config.model, "preset": preset, "config": r.config.to_params(),
@@ -271,12 +272,11 @@ def make_serving_graph(model_id: str) -> Path:
     from .runs import RunStore  # noqa: PLC0415
 
     check = scale_images(load_mnist().x_test[:CHECK_IMAGES])
-    if model_id in SHIPPED:  # the graph and the test-set probabilities the dashboard reads
-        from .evaluation import predict_probabilities  # noqa: PLC0415
+    if model_id in SHIPPED:  # the graph and the test-set evaluation the dashboard reads
+        from .evaluation import evaluate_model  # noqa: PLC0415
 
-        config, model = RunConfig.from_params(load_card(model_id)["config"]), load_model(model_id)
-        probabilities = predict_probabilities(model, scale_images(load_mnist().x_test)).astype(np.float32)
-        _save_npy(SHIPPED_DIR / f"{model_id}.test_probabilities.npy", probabilities)
+        config, model, data = RunConfig.from_params(load_card(model_id)["config"]), load_model(model_id), load_mnist()
+        save_report(evaluate_model(model, scale_images(data.x_test), data.y_test), SHIPPED_DIR / f"{model_id}.report.npz")
         return write_serving_graph(model, config, SHIPPED_DIR / f"{model_id}.onnx", check_images=check)
     store = RunStore()
     config = store.get_run(model_id).config
@@ -285,12 +285,6 @@ def make_serving_graph(model_id: str) -> Path:
         write_serving_graph(model, config, Path(tmp) / "model.onnx", check_images=check)
         store.client.log_artifact(model_id, str(Path(tmp) / "model.onnx"), SERVING_ARTIFACT.rsplit("/", 1)[0])
     return model_file(model_id, store=store, kind="onnx")
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import numpy as np
-
 from .config import RunConfig
 from .data import home_dir
+from .evaluation import save_report
 from .modelfiles import ModelLoadError, check_run_id
 
 EXPERIMENT = "digitlab"
-REPORT_ARTIFACT = "evaluation/report.json"
-PROBABILITIES_ARTIFACT = "evaluation/test_probabilities.npy"
+REPORT_ARTIFACT = "evaluation/report.npz"  # the whole EvaluationReport (evaluation.save_report)
+PROBABILITIES_ARTIFACT = "evaluation/test_probabilities.npy"  # what runs made before report.npz kept
 
 
 def tracking_uri() -> str:
@@ -109,8 +108,8 @@ class RunStore:
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in final.items()])
         self.client.log_artifacts(run_id, str(model_dir), "model")
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
-            np.save(Path(tmp) / "test_probabilities.npy", report.probabilities.astype(np.float32))
+            (Path(tmp) / "report.json").write_text(json.dumps(report.to_dict(), indent=1))  # for people
+            save_report(report, Path(tmp) / "report.npz")  # for the dashboard
             self.client.log_artifacts(run_id, tmp, "evaluation")
         self.client.set_tag(run_id, "digitlab.stopped", stopped or "")
         self.client.set_tag(run_id, "digitlab.precision", precision)  # "auto" in the params, resolved here

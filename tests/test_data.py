@@ -81,3 +81,12 @@ def test_restricted_unpickler_refuses_code(tmp_path):
         pickle.dump((arr,), f)
     with gzip.open(path, "rb") as f:
         np.testing.assert_array_equal(data._NumpyOnlyUnpickler(f).load()[0], arr)
+
+
+def test_overview_keeps_samples_means_and_the_test_set(mnist):
+    view = data.overview(mnist, per_class=3)
+    assert view.samples.shape == (30, 28, 28) and list(view.sample_labels) == [d for d in range(10) for _ in range(3)]
+    first_seven = np.flatnonzero(mnist.y_train == 7)[0]
+    np.testing.assert_array_equal(view.samples[21], mnist.x_train[first_seven])
+    np.testing.assert_allclose(view.means[4], mnist.x_train[mnist.y_train == 4].mean(axis=0), rtol=1e-5)
+    assert view.x_test is mnist.x_test and len(view.y_train) == 60_000

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from digitlab.evaluation import evaluate_model, evaluate_probabilities
+from digitlab.evaluation import evaluate_model, evaluate_probabilities, load_report, save_report
 from digitlab.preprocessing import scale_images
 
 
@@ -64,3 +64,18 @@ def test_perfect_and_bad_inputs():
         evaluate_probabilities(y, np.ones((30, 9)))
     with pytest.raises(ValueError, match="same non-zero length"):
         evaluate_probabilities(y[:5], np.eye(10)[y])
+
+
+def test_a_saved_report_reads_back_whole_without_scikit_learn(report_and_probs, tmp_path):
+    report = report_and_probs[0]
+    save_report(report, tmp_path / "report.npz")
+    back = load_report(tmp_path / "report.npz")
+    assert (back.accuracy, back.loss, back.auc) == (report.accuracy, report.loss, report.auc)
+    for name in ("confusion", "precision", "recall", "f1", "support", "mistakes", "y_true", "y_pred", "probabilities"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(report, name))
+    assert back.roc.keys() == report.roc.keys()
+    np.testing.assert_array_equal(back.roc["micro"][1], report.roc["micro"][1])
+    assert [p.name for p in tmp_path.iterdir()] == ["report.npz"]  # written atomically, no leftovers
+    script = f"import sys; from digitlab.evaluation import load_report; load_report({str(tmp_path / 'report.npz')!r}); "\
+             "assert 'sklearn' not in sys.modules"
+    assert __import__("subprocess").run([__import__("sys").executable, "-c", script]).returncode == 0

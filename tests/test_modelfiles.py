@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from digitlab.evaluation import load_report
 from digitlab.modelfiles import ModelLoadError, load_model, load_model_file
 
 
@@ -16,8 +17,9 @@ def test_reloaded_model_gives_identical_predictions(tiny_outcome, small):
     x = small[2][:200]
     reloaded = load_model(outcome.run_id, store=store)
     np.testing.assert_allclose(np.asarray(reloaded(x)), np.asarray(outcome.result.model(x)), atol=1e-6)
-    saved = np.load(store.artifact_path(outcome.run_id, "evaluation/test_probabilities.npy"))
-    assert saved.shape == (10_000, 10)
+    saved = load_report(store.artifact_path(outcome.run_id, "evaluation/report.npz"))
+    assert saved.probabilities.shape == (10_000, 10) and saved.accuracy == outcome.report.accuracy
+    np.testing.assert_array_equal(saved.confusion, outcome.report.confusion)
 
 
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "0" * 31, "A" * 32, "cnn/../../x", "", "models/cnn.keras"])

@@ -13,15 +13,15 @@ st.markdown(
 
 data = ui.mnist()
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Training images", f"{len(data.x_train):,}")
+c1.metric("Training images", f"{len(data.y_train):,}")
 c2.metric("Test images", f"{len(data.x_test):,}")
 models_metric, best_metric = c3.empty(), c4.empty()  # filled once the run store has answered (below)
 
 st.subheader("The dataset at a glance")
 samples, balance, means = st.tabs(["Sample digits", "Class balance", "Mean digit"])
-samples.plotly_chart(charts.samples_by_class(data.x_train, data.y_train, per_class=12), key="samples")
+samples.plotly_chart(charts.samples_by_class(data.samples, data.sample_labels, per_class=12), key="samples")
 balance.plotly_chart(charts.class_distribution(data.y_train, data.y_test), key="balance")
-means.plotly_chart(charts.mean_images(data.x_train, data.y_train), key="means")
+means.plotly_chart(charts.mean_images(data.means), key="means")
 
 st.subheader("Models")
 entries = ui.model_entries()

@@ -14,12 +14,13 @@ import numpy as np
 import streamlit as st
 
 from digitlab import catalog, modelfiles, runs as runstore, serving
-from digitlab.data import load_mnist
+from digitlab.data import load_mnist, overview
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
 def mnist():
-    return load_mnist()
+    """MNIST as the pages show it: samples and means of the training images, the test set (data.Overview)."""
+    return overview(load_mnist())
 
 
 @st.cache_resource(show_spinner=False)
@@ -108,10 +109,8 @@ def _serving(model_id: str) -> serving.ServingModel:
 @st.cache_resource(max_entries=12, show_spinner="Reading the model's test-set scores…")
 def report(model_id: str):
     """The EvaluationReport of a model on the MNIST test set, from the probabilities saved when it was made."""
-    from digitlab.evaluation import evaluate_probabilities
-
     store = None if model_id in modelfiles.SHIPPED else _store()
-    return evaluate_probabilities(mnist().y_test, catalog.load_test_probabilities(model_id, store=store))
+    return catalog.load_report(model_id, store=store, y_test=mnist().y_test)
 
 
 def history(model_id: str) -> dict:
