@@ -4,6 +4,8 @@ The table lists them; each row runs the real code path (config, URL parsing, can
 MNIST cache, run store, disk). The dashboard shows these same messages (see also test_app.py and test_limits.py).
 """
 
+import time
+
 import numpy as np
 import pytest
 import streamlit as st
@@ -73,6 +75,11 @@ def test_an_unreachable_run_store_still_draws_with_the_shipped_models(home, monk
     blocker.write_text("a file where the store's folder should be")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker / 'mlflow.db'}")
     at = AppTest.from_file(str(APP), default_timeout=120).run().switch_page("views/draw.py").run()
+    for _ in range(60):  # Draw does not wait for the store: the message comes once opening it has failed
+        if at.warning:
+            break
+        time.sleep(0.5)
+        at.run()
     assert not at.exception
     assert "The run store" in at.warning[0].value and "cannot be opened" in at.warning[0].value
     assert at.selectbox(key="pick-draw-cnn").value == "cnn" and at.selectbox(key="pick-draw-ann").value == "ann"

@@ -10,7 +10,8 @@ st.caption("Draw one digit, large or small, anywhere on the square: it is croppe
            "way MNIST digits were, and both models answer on every stroke.")
 ui.crisp_images()
 canvas_toolbar()  # once per page run: it restyles every canvas the board below mounts
-entries = ui.model_entries()  # once per page run; a stroke reruns only the board below
+entries = ui.model_entries(wait=False)  # once per page run (a stroke reruns only the board below); your runs join
+# the shipped models as soon as the run store has opened
 names = {e["id"]: e["name"] for e in entries}
 chosen = [names.get(st.session_state.get(f"pick-draw-{kind}", st.session_state.get(f"draw-{kind}")),
                    f"shipped {kind.upper()}") for kind in ("ann", "cnn")]  # the pickers below run after the label

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import streamlit as st
@@ -24,14 +26,33 @@ def mnist():
 
 
 @st.cache_resource(show_spinner=False)
-def _store():
-    store = runstore.RunStore()
-    store.recover()  # runs left RUNNING by a dead process become FAILED/interrupted
-    return store
+def _opening_store() -> Future:
+    """Open the run store once, in the background: MLflow's import and a new store's schema take seconds, and the
+    Draw page (often a visitor's first) answers with the shipped models without waiting for them."""
+    def open_store():
+        opened = runstore.RunStore()
+        opened.recover()  # runs left RUNNING by a dead process become FAILED/interrupted
+        return opened
+
+    future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-store").submit(open_store)
+    future.add_done_callback(lambda done: setattr(done, "finished", time.monotonic()))
+    return future
 
 
-def store() -> runstore.RunStore | None:
-    """The run store, or None (with a message on the page) when it cannot be opened."""
+def _store() -> runstore.RunStore:
+    """The run store, waiting for it to open; raises what opening raised (tried again 30 s after a failure)."""
+    future = _opening_store()
+    if future.done() and future.exception() is not None and time.monotonic() - future.finished > 30:
+        _opening_store.clear()
+        future = _opening_store()
+    return future.result()
+
+
+def store(*, wait: bool = True) -> runstore.RunStore | None:
+    """The run store, or None (with a message on the page) when it cannot be opened; with wait=False, also None
+    while it is still opening."""
+    if not wait and not _opening_store().done():
+        return None
     try:
         return _store()
     except Exception as error:  # a locked, corrupt or unreachable store must not take the app down
@@ -53,9 +74,10 @@ def visitor() -> str | None:
     return owner() if limits().public else None
 
 
-def model_entries() -> list[dict]:
-    """The shipped models and the finished runs this session may see."""
-    return catalog.model_entries(store(), owner=visitor())
+def model_entries(*, wait: bool = True) -> list[dict]:
+    """The shipped models and the finished runs this session may see (only the shipped ones while the run store
+    is still opening, with wait=False)."""
+    return catalog.model_entries(store(wait=wait), owner=visitor())
 
 
 def runs() -> list:
