@@ -7,6 +7,7 @@ folder-navigation mode whenever a folder named pages/ exists, listing every file
 import streamlit as st
 
 from views import ui
+from views.visitor import keep_cookie
 
 st.set_page_config(page_title="DigitLab", page_icon="✍️", layout="wide")
 
@@ -18,6 +19,7 @@ pages = [
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
 ]
 page = st.navigation(pages)
+keep_cookie()
 try:
     page.run()
 except Exception as error:  # st.rerun/st.stop are BaseExceptions and pass through; anything else is a bug

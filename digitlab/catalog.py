@@ -25,23 +25,34 @@ def load_card(model_id: str) -> dict:
 
 
 def load_preset_result(name: str, model: str) -> dict | None:
-    """What preset `name` measured for `model` here: {"test_accuracy", "train_seconds", "source"}, or None.
+    """What preset `name` measured for `model`: {"test_accuracy", "train_seconds", "machine", "source"}, or None.
 
     `best` is what the shipped model (trained with it) measured; the others come from benchmarks/presets.json,
-    written by `python -m benchmarks.presets`.
+    written by `python -m benchmarks.presets`. "machine" says which CPU: figures differ 2× between CPUs.
     """
     if name == "best" and model in SHIPPED:
         card = load_card(model)
         if card.get("preset") == "best":
             return {"test_accuracy": card["test_accuracy"], "train_seconds": card["train_seconds"],
-                    "source": f"the shipped {model.upper()} (models/{model}.json)"}
+                    "machine": describe_machine(card.get("machine")),
+                    "source": f"the shipped {model.upper()}, models/{model}.json"}
     path = PROJECT_DIR / "benchmarks" / "presets.json"
     try:
         result = json.loads(path.read_text())[f"{name}/{model}"]
     except (OSError, ValueError, KeyError):
         return None
+    seeds = len(result["runs"])
     return {"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"],
-            "source": f"median of {len(result['runs'])} seeds, benchmarks/presets.json"}
+            "machine": describe_machine(result.get("machine")),
+            "source": "one seed" if seeds == 1 else f"median of {seeds} seeds" + ", benchmarks/presets.json"}
+
+
+def describe_machine(machine) -> str:
+    """A card's or benchmark's machine record in words: the CPU, and whether it has native bfloat16."""
+    if isinstance(machine, dict):
+        bf16 = "native bfloat16" if machine.get("native_bfloat16") else "no native bfloat16"
+        return f"{machine.get('cpu') or 'an unnamed CPU'}, {machine.get('cores', '?')} cores, {bf16}"
+    return f"{machine or 'an unrecorded machine'} (CPU model not recorded)"
 
 
 def load_report(model_id: str, *, store: RunStore | None = None, y_test: np.ndarray | None = None
@@ -66,17 +77,12 @@ def load_report(model_id: str, *, store: RunStore | None = None, y_test: np.ndar
 def kind_comparison(entries: list[dict]) -> list[dict]:
     """The product brief's ANN-vs-CNN table, filled with measured numbers.
 
-    entries : dicts with model ("ann"/"cnn"), name, test_accuracy, train_seconds, num_parameters, filters,
-        hidden_units: shipped cards and finished runs. The most accurate entry of each kind is used.
+    entries : dicts with model ("ann"/"cnn"), name, val_accuracy, test_accuracy, train_seconds, num_parameters,
+        filters, hidden_units: shipped cards and finished runs. Each kind's entry is the best by validation
+        accuracy (`best_by_validation`): the test set reports, it never chooses.
     Returns one row per aspect: {"aspect", "ANN", "CNN"}.
     """
-    best = {}
-    for entry in entries:
-        kind = entry["model"]
-        if entry.get("test_accuracy") is not None and (
-                kind not in best or entry["test_accuracy"] > best[kind]["test_accuracy"]):
-            best[kind] = entry
-    ann, cnn = best.get("ann"), best.get("cnn")
+    ann, cnn = (best_by_validation([e for e in entries if e["model"] == kind]) for kind in ("ann", "cnn"))
 
     def cell(entry, text):
         return text(entry) if entry else "no finished run yet"
@@ -89,6 +95,8 @@ def kind_comparison(entries: list[dict]) -> list[dict]:
          "ANN": cell(ann, lambda e: f"none: one dense layer of {e['hidden_units']} units on raw pixels"),
          "CNN": cell(cnn, lambda e: f"{len(e['filters'])} learned 3×3 conv + max-pool blocks "
                                     f"({', '.join(map(str, e['filters']))} filters)")},
+        {"aspect": "validation accuracy (chose it)", "ANN": cell(ann, lambda e: f"{e['val_accuracy']:.2%}"),
+         "CNN": cell(cnn, lambda e: f"{e['val_accuracy']:.2%}")},
         {"aspect": "test accuracy", "ANN": cell(ann, lambda e: f"{e['test_accuracy']:.2%}"),
          "CNN": cell(cnn, lambda e: f"{e['test_accuracy']:.2%}")},
         {"aspect": "training time", "ANN": cell(ann, lambda e: f"{e['train_seconds']:.0f} s"),
@@ -98,11 +106,18 @@ def kind_comparison(entries: list[dict]) -> list[dict]:
     ]
 
 
+def best_by_validation(entries: list[dict]) -> dict | None:
+    """The entry with the highest validation accuracy (entries without one are never chosen), or None."""
+    scored = [e for e in entries if e.get("val_accuracy") is not None]
+    return max(scored, key=lambda e: e["val_accuracy"]) if scored else None
+
+
 def model_entries(store: RunStore | None, *, owner: str | None = None) -> list[dict]:
     """Every model a user can pick: the shipped ones, then finished runs newest first (none when store is None;
     only `owner`'s runs when given).
 
-    Each entry: id, label, model, name, test_accuracy, train_seconds, num_parameters, filters, hidden_units, source.
+    Each entry: id, label, model, name, val_accuracy (last epoch; None without a validation split), test_accuracy,
+    train_seconds, num_parameters, filters, hidden_units, source.
     """
     entries = []
     for model_id in SHIPPED:
@@ -110,12 +125,14 @@ def model_entries(store: RunStore | None, *, owner: str | None = None) -> list[d
         config = RunConfig.from_params(card["config"])
         entries.append({"id": model_id, "source": "shipped", "name": f"shipped {model_id.upper()}",
                         "model": model_id, "test_accuracy": card["test_accuracy"],
+                        "val_accuracy": (card["history"].get("val_accuracy") or [None])[-1],
                         "train_seconds": card["train_seconds"], "num_parameters": card["num_parameters"],
                         "filters": config.filters, "hidden_units": config.hidden_units})
     for run in store.list_runs(owner=owner) if store else []:
         if run.status == "FINISHED" and run.config and "test_accuracy" in run.metrics:
             entries.append({"id": run.run_id, "source": "run", "name": run.name, "model": run.config.model,
                             "test_accuracy": run.metrics["test_accuracy"],
+                            "val_accuracy": run.metrics.get("val_accuracy"),
                             "train_seconds": run.metrics.get("train_seconds", 0),
                             "num_parameters": run.metrics.get("num_parameters", 0),
                             "filters": run.config.filters, "hidden_units": run.config.hidden_units})

@@ -6,6 +6,8 @@ light and dark themes alike; every axis is labelled.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -112,34 +114,48 @@ def training_curves(history: dict, *, running: dict | None = None, title: str = 
                 fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
                                 line_color=colour, legendgroup=name, showlegend=col == 1, row=1, col=col,
                                 hovertemplate=f"epoch %{{x}}: {name} {metric} %{{y:.4f}}<extra></extra>")
-        fig.update_xaxes(title="epoch", row=1, col=col, dtick=1 if (num_epochs or 20) <= 20 else None,
-                         range=[0, num_epochs + 0.5] if num_epochs else None)
+        epochs = num_epochs or max([len(history.get(k) or []) for k in history] + [1])
+        fig.update_xaxes(title="epoch", row=1, col=col, range=[0, epochs + 0.5], rangemode="nonnegative",
+                         dtick=1 if epochs <= 12 else None, nticks=None if epochs <= 12 else 8, tickangle=0)
     fig.update_yaxes(title="categorical cross-entropy", row=1, col=1)
     fig.update_yaxes(title="accuracy", row=1, col=2)
-    return _layout(fig, height=330, title=title, legend=dict(orientation="h", y=1.18))
+    return _layout(fig, height=340, title=title, legend=dict(orientation="h", y=-0.25),
+                   margin=dict(l=10, r=10, t=40, b=60))
 
 
-def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy") -> go.Figure:
-    """One line per run for `metric` (e.g. val_accuracy), to compare runs epoch by epoch."""
+def run_colour(run_id: str) -> str:
+    """A run's colour, from its id: the same run keeps its colour whatever else is selected."""
+    return PALETTE[int(zlib.crc32(run_id.encode())) % len(PALETTE)]
+
+
+def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy",
+                   colours: dict[str, str] | None = None) -> go.Figure:
+    """One line per run for `metric` (e.g. val_accuracy), to compare runs epoch by epoch.
+
+    colours : name → colour (e.g. from `run_colour`), so a run keeps its colour as the selection changes.
+    """
     fig = go.Figure()
     for i, (name, history) in enumerate(histories.items()):
         values = history.get(metric) or []
         fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
-                        line_color=PALETTE[i % len(PALETTE)])
-    fig.update_xaxes(title="epoch")
+                        line_color=(colours or {}).get(name, PALETTE[i % len(PALETTE)]))
+    fig.update_xaxes(title="epoch", rangemode="nonnegative")
     fig.update_yaxes(title=metric.replace("_", " "))
-    return _layout(fig, height=380, legend=dict(orientation="h", y=-0.2))
+    return _layout(fig, height=380, legend=dict(orientation="h", y=-0.25))
 
 
-def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str = "test_accuracy") -> go.Figure:
-    """Hyperparameters against test accuracy, one line per run. `rows` are dicts with numeric values."""
-    dims = []
-    for name in dimensions + [color]:
-        values = [float(r[name]) for r in rows]
-        dims.append(dict(label=name.replace("_", " "), values=values))
+def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str = "val_accuracy") -> go.Figure:
+    """Hyperparameters against an outcome, one line per run; axes whose values never vary are left out.
+
+    rows : dicts with numeric values. The colour scale runs from light blue to dark red, so every line shows on
+    light and dark backgrounds alike.
+    """
+    varying = [name for name in dimensions if len({float(r[name]) for r in rows}) > 1]
+    dims = [dict(label=name.replace("_", " "), values=[float(r[name]) for r in rows]) for name in varying + [color]]
     colours = [float(r[color]) for r in rows]
-    fig = go.Figure(go.Parcoords(line=dict(color=colours, colorscale="Viridis", showscale=True,
-                                           colorbar=dict(title=color.replace("_", " "))), dimensions=dims))
+    fig = go.Figure(go.Parcoords(line=dict(color=colours, colorscale=[[0, "#74add1"], [0.5, "#fdae61"], [1, "#d73027"]],
+                                           showscale=True, colorbar=dict(title=color.replace("_", " "))),
+                                 dimensions=dims))
     return _layout(fig, height=380, margin=dict(l=60, r=40, t=60, b=20))
 
 
@@ -161,7 +177,8 @@ def confusion_matrix(confusion: np.ndarray, *, normalize: bool = False) -> go.Fi
     fig.add_scatter(x=pred.ravel().astype(str), y=true.ravel().astype(str), mode="markers",
                     marker=dict(size=28, opacity=0.01, color="white"), customdata=np.c_[true.ravel(), pred.ravel(),
                     confusion.ravel()], hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
-                    "%{customdata[2]} images<extra>click to see them</extra>", showlegend=False)
+                    "%{text}<extra>click to see them</extra>", text=[f"{n:,} image" + ("" if n == 1 else "s")
+                                                                      for n in confusion.ravel()], showlegend=False)
     fig.update_xaxes(title="predicted digit", type="category")
     fig.update_yaxes(title="true digit", type="category", autorange="reversed")
     return _layout(fig, height=520)
@@ -183,21 +200,42 @@ def clicked_cell(point: dict) -> tuple[int, int] | None:
     return (true, predicted) if 0 <= true <= 9 and 0 <= predicted <= 9 else None
 
 
-def roc_curves(roc: dict, auc: dict) -> go.Figure:
-    """One-vs-rest ROC curve of each digit plus micro/macro averages, AUC in the legend."""
+def roc_curves(roc: dict, auc: dict, *, corner: bool = False) -> go.Figure:
+    """One-vs-rest ROC curve of each digit plus micro/macro averages, AUC in the legend.
+
+    corner : zoom on the top-left corner, where good models differ: false positive rate on a log axis from 1e-4,
+        true positive rate from 0.9. AUCs get as many digits as it takes to tell them apart (0.99987, not 1.0000).
+    """
     fig = go.Figure()
-    for key in [str(d) for d in range(10)] + ["micro", "macro"]:
-        if key not in roc:
-            continue
+    keys = [key for key in [str(d) for d in range(10)] + ["micro", "macro"] if key in roc]
+    digits = auc_digits([auc[key] for key in keys])
+    for key in keys:
         fpr, tpr = roc[key]
         average = not key.isdigit()
+        if corner:  # a log axis cannot show 0: start each curve at the first positive false positive rate
+            keep = fpr > 0
+            fpr, tpr = np.r_[1e-4, fpr[keep]], np.r_[tpr[keep][0] if keep.any() else 1.0, tpr[keep]]
         fig.add_scatter(x=fpr, y=tpr, mode="lines", name=f"{key if average else 'digit ' + key} "
-                        f"(AUC {auc[key]:.4f})", line=dict(width=3 if average else 1.5, dash="dash" if average
+                        f"(AUC {auc[key]:.{digits}f})", line=dict(width=3 if average else 1.5, dash="dash" if average
                         else "solid", color=None if average else PALETTE[int(key)]))
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
-    fig.update_xaxes(title="false positive rate", range=[0, 1])
-    fig.update_yaxes(title="true positive rate", range=[0, 1.01])
+    if corner:
+        fig.update_xaxes(title="false positive rate (log scale)", type="log", range=[-4, 0])
+        fig.update_yaxes(title="true positive rate", range=[0.9, 1.002])
+    else:
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
+        fig.update_xaxes(title="false positive rate", range=[0, 1])
+        fig.update_yaxes(title="true positive rate", range=[0, 1.01])
     return _layout(fig, height=480)
+
+
+def auc_digits(values: list[float], *, least: int = 4, most: int = 7) -> int:
+    """Decimals needed for AUCs that differ to look different and for none below 1 to read as 1."""
+    for digits in range(least, most + 1):
+        shown = [f"{v:.{digits}f}" for v in values]
+        if len(set(shown)) == len(set(values)) and all(s != f"{1:.{digits}f}" for s, v in zip(shown, values)
+                                                       if v < 1):
+            return digits
+    return most
 
 
 def probability_bars(probabilities: np.ndarray, *, height: int = 240) -> go.Figure:

@@ -23,7 +23,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's usage dump becomes one line with a pointer to --help
-        raise UsageError(f"{message}. Run `python -m digitlab {self.prog.split()[-1]} --help` for the options.")
+        raise UsageError(f"{message}. Run `python -m {self.prog} --help` for the options.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,23 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=cfg.MODELS, default="cnn")
     t.add_argument("--preset", choices=cfg.PRESETS, default="reference",
                    help="sets many options at once; the flags below override it (default: reference)")
-    t.add_argument("--epochs", type=int, dest="num_epochs")
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--learning-rate", type=float)
-    t.add_argument("--optimizer", choices=cfg.OPTIMIZERS)
-    t.add_argument("--schedule", choices=cfg.SCHEDULES, help="learning-rate schedule")
-    t.add_argument("--dropout", type=float, dest="dropout_rate")
-    t.add_argument("--hidden-units", type=int, help="ANN hidden layer / CNN dense layer width")
-    t.add_argument("--filters", type=_int_list, help="CNN filters per Conv/MaxPool block, e.g. 32,64")
-    t.add_argument("--convs-per-block", type=int, help="CNN 3×3 convolutions per block (1 or 2)")
-    t.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
-    t.add_argument("--validation-split", type=float)
-    t.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="epochs without val_loss gain; 0 = off")
-    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    t.add_argument("--train-limit", type=int, metavar="N", help="use only the first N training images")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--precision", choices=cfg.PRECISIONS,
-                   help="bfloat16 = mixed precision; auto (default) uses it where the CPU has native bfloat16")
+    for name, field in cfg.FIELDS.items():  # every hyperparameter, from the one table of ranges and help
+        if name == "model":
+            continue
+        flag = field.flag or "--" + name.replace("_", "-")
+        text = f"{field.help} Allowed: {field.allowed()}."
+        if field.kind == "bool":
+            t.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=text)
+        else:
+            t.add_argument(flag, dest=name, type=_parser_for(name), default=argparse.SUPPRESS, help=text,
+                           metavar=name.upper() if not field.choices else None,
+                           choices=field.choices or None)
     t.add_argument("--export", metavar="PATH.keras", help="also save the model and its card (PATH.json)")
     t.add_argument("--json", action="store_true", help="machine-readable output only")
     t.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
@@ -97,12 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    overrides = {k: getattr(args, k) for k in (
-        "num_epochs", "batch_size", "learning_rate", "optimizer", "schedule", "dropout_rate", "hidden_units",
-        "filters", "convs_per_block", "batch_norm", "validation_split", "augment", "train_limit", "seed", "precision")}
-    config = cfg.preset(args.preset, model=args.model, **overrides)
-    if args.early_stopping is not None:  # 0 turns it off, which a None override could not say
-        config = config.replace(early_stopping=args.early_stopping or None)
+    given = {name: getattr(args, name) for name in cfg.FIELDS if name != "model" and hasattr(args, name)}
+    config = cfg.preset(args.preset, model=args.model).replace(**given)
     if args.export and not args.export.endswith(".keras"):
         raise UsageError(f"--export must name a .keras file, got {args.export!r}")
     _quiet_tensorflow_import()
@@ -223,11 +214,16 @@ def _report_bad_image(args, name, why) -> bool:
     return True
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 32,64, got {text!r}") from None
+def _parser_for(name: str):
+    """argparse type for a RunConfig field: the field's own parsing, its message on failure."""
+    def parse(text):
+        try:
+            return cfg.parse(name, text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
 
 
 def _short(error: Exception) -> str:

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,7 @@ class DrawingSet:
         image = prepare_image(raw).image
         buffer = io.BytesIO()
         Image.fromarray(np.asarray(raw, np.uint8)).save(buffer, format="PNG")
-        drawing = Drawing(f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}", label, image,
-                          buffer.getvalue(), time.time())
+        drawing = Drawing(_new_id(), label, image, buffer.getvalue(), time.time())
         self._write(drawing)
         return drawing
 
@@ -90,7 +90,11 @@ class DrawingSet:
         return buffer.getvalue()
 
     def import_bytes(self, blob: bytes) -> int:
-        """Add every drawing of an exported file; returns how many. Raises ValueError saying what is wrong."""
+        """Add every drawing of an exported file; returns how many. Raises ValueError saying what is wrong.
+
+        The file's sizes are checked before anything is decompressed: a small .npz can unpack to gigabytes.
+        """
+        _check_sizes(blob)
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as f:
                 labels, images = f["labels"], f["images"].astype(np.float32)
@@ -108,8 +112,7 @@ class DrawingSet:
             _check_label(label)
         self._check_room(len(labels))
         for label, image, raw, when in zip(labels, images, raws, created):
-            self._write(Drawing(f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}", int(label), image,
-                                raw, float(when)))
+            self._write(Drawing(_new_id(), int(label), image, raw, float(when)))
         return len(labels)
 
     def _check_room(self, count: int) -> None:
@@ -126,7 +129,11 @@ class DrawingSet:
             self.folder.mkdir(parents=True, exist_ok=True)
             np.savez(tmp, label=np.int64(drawing.label), image=drawing.image,
                      raw_png=np.frombuffer(drawing.raw_png, np.uint8), created=np.float64(drawing.created))
-            os.replace(tmp, final)
+            os.link(tmp, final)  # unlike a rename, never replaces an existing drawing
+            tmp.unlink()
+        except FileExistsError:
+            tmp.unlink(missing_ok=True)
+            raise ValueError(f"a drawing {drawing.drawing_id} is already in this set; add it again") from None
         except OSError as error:
             tmp.unlink(missing_ok=True)
             raise OSError(error.errno, f"could not save the drawing in {self.folder} ({error.strerror or error}); "
@@ -150,6 +157,28 @@ def accuracy_on(predict, images: np.ndarray, labels: np.ndarray) -> float | None
     if len(labels) == 0:
         return None
     return float((np.asarray(predict(images)).argmax(axis=1) == labels).mean())
+
+
+def _new_id() -> str:
+    """A drawing id: the time for order, 64 random bits so two drawings made in the same second never collide."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(8)}"
+
+
+MAX_IMPORT_BYTES = 64 * 1024**2  # unpacked size of an imported file: 5,000 drawings need ~20 MB
+
+
+def _check_sizes(blob: bytes) -> None:
+    """Refuse an import whose unpacked size (read from the zip's directory, nothing decompressed) is too large."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise ValueError(f"not a DigitLab drawings file ({error}); export one from the Draw page") from None
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > MAX_IMPORT_BYTES or len(members) > 2 * MAX_IMPORT + 10:
+        raise ValueError(f"a drawings file may unpack to at most {MAX_IMPORT_BYTES // 1024**2} MB in at most "
+                         f"{MAX_IMPORT} drawings, this one unpacks to {unpacked / 1024**2:.0f} MB in {len(members)} "
+                         "parts; export a smaller set")
 
 
 def _check_label(label) -> int:

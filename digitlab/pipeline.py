@@ -42,10 +42,14 @@ def run_training(
     store=None,
     tags: dict | None = None,
     on_progress: Callable | None = None,
+    on_phase: Callable[[str], None] | None = None,
     should_stop: Callable | None = None,
     export: str | os.PathLike | None = None,
 ) -> Outcome:
-    """Train, evaluate on the test set, and record the run. A failure marks the tracked run FAILED and re-raises."""
+    """Train, evaluate on the test set, and record the run. A failure marks the tracked run FAILED and re-raises.
+
+    on_progress : gets training.Progress events; on_phase : gets "testing", then "saving", after training.
+    """
     from .evaluation import evaluate_model  # noqa: PLC0415 - TensorFlow-heavy imports happen only when training
     from .export import CHECK_IMAGES, save_model_with_card, write_model_files  # noqa: PLC0415
     from .preprocessing import scale_images  # noqa: PLC0415
@@ -56,6 +60,10 @@ def run_training(
     store = store or (RunStore() if track else None)
     run_id = store.start_run(config, preset=preset, tags=tags) if store else None
 
+    def phase(name):
+        if on_phase:
+            on_phase(name)
+
     def observe(progress):
         if store and progress.epoch_end:
             store.log_epoch(run_id, progress.epoch - 1, {k: v[-1] for k, v in progress.history.items()})
@@ -64,7 +72,9 @@ def run_training(
 
     try:
         result = train(config, data, on_progress=observe, should_stop=should_stop)
+        phase("testing")
         report = evaluate_model(result.model, scale_images(data.x_test), data.y_test)
+        phase("saving")
         if store:
             with tempfile.TemporaryDirectory() as folder:
                 serving_error = write_model_files(result.model, config, folder,

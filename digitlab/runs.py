@@ -141,19 +141,30 @@ class RunStore:
         return [_summary(run) for run in runs]
 
     def evict(self, *, keep: int) -> list[str]:
-        """Delete all but the newest `keep` finished or failed runs, artifacts included; returns the deleted ids.
+        """Delete for good all but the newest `keep` finished or failed runs (rows and artifacts); returns their ids.
 
         Bounds the store of a public demo. Shipped models are files in models/, not runs: never touched.
         """
         done = [run for run in self.list_runs(max_results=50_000) if run.status != "RUNNING"]
-        deleted = []
         for run in done[keep:]:
-            folder = urlparse(self._mlflow_run(run.run_id).info.artifact_uri)
-            self.client.delete_run(run.run_id)
-            if folder.scheme == "file":
-                shutil.rmtree(unquote(folder.path), ignore_errors=True)
-            deleted.append(run.run_id)
-        return deleted
+            self.purge(run.run_id)
+        return [run.run_id for run in done[keep:]]
+
+    def purge(self, run_id: str) -> None:
+        """Delete a run for good: its artifacts, then its rows (params, metrics, tags, the run).
+
+        MLflow's `delete_run` only marks a run deleted, so the database grows forever; `mlflow gc` purges such runs
+        with the store's `_hard_delete_run`, and so does this (MLflow has no public call for one run).
+        """
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # noqa: PLC0415
+
+        folder = urlparse(self._mlflow_run(run_id).info.artifact_uri)
+        if folder.scheme in ("", "file"):
+            shutil.rmtree(unquote(folder.path), ignore_errors=True)
+        else:
+            get_artifact_repository(self._mlflow_run(run_id).info.artifact_uri).delete_artifacts()
+        self.client.delete_run(run_id)
+        self.client._tracking_client.store._hard_delete_run(run_id)
 
     def get_run(self, run_id: str) -> RunSummary:
         return _summary(self._mlflow_run(run_id))

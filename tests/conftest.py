@@ -33,10 +33,29 @@ def seed_home(path, mnist):
 
 @pytest.fixture
 def home(tmp_path, monkeypatch, mnist):
-    """A private DigitLab home (jobs, run store) for this test, with the MNIST cache already in it."""
+    """A private DigitLab home (jobs, run store) for this test, with the MNIST cache already in it. Jobs the test
+    left queued or running are stopped afterwards, so no worker outlives it."""
     monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return seed_home(tmp_path, mnist)
+    yield seed_home(tmp_path, mnist)
+    stop_jobs(tmp_path)
+
+
+def stop_jobs(home) -> None:
+    """Cancel every queued or running job of a DigitLab home (its runner then leaves by itself)."""
+    from digitlab import jobs
+
+    saved = os.environ.get("DIGITLAB_HOME")
+    os.environ["DIGITLAB_HOME"] = str(home)
+    try:
+        if (jobs.jobs_dir() / "jobs.db").exists():
+            for job in jobs.list_jobs(active=True):
+                jobs.cancel_job(job.job_id)
+    finally:
+        if saved is None:
+            os.environ.pop("DIGITLAB_HOME")
+        else:
+            os.environ["DIGITLAB_HOME"] = saved
 
 
 @pytest.fixture

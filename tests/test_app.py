@@ -1,12 +1,13 @@
 """Every page renders in AppTest with real data, models and store; a run started on Train reaches Results/Compare."""
 
+import re
 import time
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from digitlab import jobs
+from digitlab import catalog, jobs
 
 APP = __import__("pathlib").Path(__file__).resolve().parent.parent / "app.py"
 PAGES = ["views/home.py", "views/train.py", "views/results.py", "views/draw.py", "views/compare.py"]
@@ -15,6 +16,11 @@ PAGES = ["views/home.py", "views/train.py", "views/results.py", "views/draw.py",
 @pytest.fixture(autouse=True)
 def fresh_caches():
     st.cache_resource.clear()  # cached resources outlive an AppTest: drop the previous test's run store
+
+
+def shown(value: str) -> str:
+    """A message as a person reads it: views.ui.plain's markdown escapes and zero-width spaces removed."""
+    return re.sub(r"\\(.)", r"\1", value).replace("\u200b", "")
 
 
 def assert_healthy(at):
@@ -42,13 +48,14 @@ def test_home_shows_dataset_and_models(home):
     at = app()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Training images"] == "60,000" and metrics["Models available"] == "2"
-    assert metrics["Best test accuracy"] == "99.58%"
+    chosen = max(("ann", "cnn"), key=lambda m: catalog.load_card(m)["history"]["val_accuracy"][-1])
+    assert metrics["Best by validation"] == f"{catalog.load_card(chosen)['test_accuracy']:.2%}"
 
 
 def test_results_of_a_shipped_model(home):
     at = app("views/results.py")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Test accuracy"] == "99.58%"
+    assert metrics["Test accuracy"] == f"{catalog.load_card('cnn')['test_accuracy']:.2%}"
     assert len(at.get("plotly_chart")) >= 4
 
 
@@ -58,50 +65,13 @@ def test_draw_page_waits_for_a_drawing(home):
     assert not at.metric  # no guess on a blank canvas
 
 
-def test_train_form_explains_bad_values(home):
-    at = app("views/train.py")
-    at.text_input(key="filters-cnn-reference").set_value("32,x").run()
-    assert "filters must be a tuple of 1 to 3 positive integers" in at.error[0].value
-    assert not [b for b in at.button if b.key == "start"]  # no Start button while the form is invalid
-
-
-def test_bad_url_parameters_are_named_and_ignored(home):
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params.update({"learning_rate": "5", "num_epochs": "ten", "model": "rnn"})
-    at.run().switch_page("views/train.py").run()
-    warnings = " ".join(w.value for w in at.warning)
-    assert "learning_rate must be a number in (0, 1], got 5.0" in warnings
-    assert "num_epochs must be int, got 'ten'" in warnings and "model must be one of" in warnings
-    assert not at.exception
-
-
-def test_url_reproduces_the_form(home):
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params.update({"model": "ann", "preset": "fast", "num_epochs": "4", "learning_rate": "0.002"})
-    at.run().switch_page("views/train.py").run()
-    assert at.number_input(key="epochs-ann-fast").value == 4
-    assert at.number_input(key="lr-ann-fast").value == pytest.approx(0.002)
-
-
-def test_switching_preset_loads_its_values_and_shows_what_it_measured(home):
-    at = app("views/train.py")
-    assert at.number_input(key="epochs-cnn-reference").value == 10
-    at.selectbox(key="preset").set_value("fast").run()
-    assert at.number_input(key="epochs-cnn-fast").value == 2 and at.query_params["num_epochs"] == "2"
-    assert at.number_input(key="hidden-cnn-fast").value == 256
-    at.selectbox(key="preset").set_value("best").run()
-    assert at.number_input(key="convs-cnn-best").value == 2
-    assert any("Preset `best` for the CNN, measured on this machine" in c.value for c in at.caption)
-
-
 def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     at = app("views/train.py")
-    key = "ann-reference"
-    at.segmented_control(key="kind").set_value("ann").run()
-    at.number_input(key=f"epochs-{key}").set_value(1)
-    at.slider(key=f"limit-{key}").set_value(1000)
-    at.number_input(key=f"hidden-{key}").set_value(32).run()
-    assert any("Estimated time" in c.value for c in at.caption)
+    at.segmented_control(key="form-model").set_value("ann").run()
+    at.number_input(key="form-num_epochs").set_value(1)
+    at.slider(key="form-train_limit").set_value(1000)
+    at.number_input(key="form-hidden_units").set_value(32).run()
+    assert any("from Start to Finished on this machine" in c.value for c in at.caption)
     at.button(key="start").click().run()
     job_id = at.session_state.job_id
     deadline = time.time() + 180
@@ -160,19 +130,6 @@ def test_two_visitors_of_the_demo_never_see_each_others_runs(home, monkeypatch):
     assert len(alice.dataframe[0].value) == 1
     monkeypatch.delenv("DIGITLAB_PUBLIC")
     assert {m.label: m.value for m in app().metric}["Models available"] == "5"  # locally, every run is yours
-
-
-def test_the_demo_refuses_a_crafted_link_over_its_caps_and_offers_no_upload(home, monkeypatch):
-    monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params.update({"model": "cnn", "num_epochs": "50", "train_limit": "60000"})
-    at.run().switch_page("views/train.py").run()
-    assert "Public demo: at most 5 epochs" in at.info[0].value
-    at.button(key="start").click().run()
-    assert "Cannot start this training: num_epochs must be at most 5 in the public demo, got 50" in at.error[0].value
-    assert jobs.list_jobs() == [] and "job_id" not in at.session_state
-    at.switch_page("views/draw.py").run()
-    assert not at.exception and not at.get("file_uploader")
 
 
 def test_the_demo_does_not_follow_another_visitors_job_link(home, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from tests.conftest import seed_home
+from tests.conftest import seed_home, stop_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -70,6 +70,7 @@ def server(tmp_path_factory, mnist):
     yield Server(url, proc.pid)
     proc.terminate()
     proc.wait(timeout=20)
+    stop_jobs(home)
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +208,70 @@ def test_training_survives_page_switch_and_reload(server, page, tmp_path):
     shoot(page, tmp_path, "train-finished")
 
 
+def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, page, tmp_path):
+    """Issue 15, defects 3 and 6: phases, a steady ETA, the live view where the eye is, Stop felt at once."""
+    page.goto(f"{server}/train?model=cnn&preset=reference&num_epochs=20&train_limit=20000&early_stopping=0")
+    start = page.get_by_role("button", name="Start training")
+    start.wait_for(timeout=60_000)
+    wait_idle(page)
+    start.scroll_into_view_if_needed()
+    start.click()  # where a person clicks: the button, at the bottom of the form
+    status = page.locator('[data-testid="stProgress"], [data-testid="stAlert"]').filter(
+        has_text=re.compile("Starting|Training|Queued"))
+    status.first.wait_for(timeout=60_000)
+    stop = page.get_by_role("button", name="Stop")
+    for element in (status.first, stop):  # in the first screen, without scrolling
+        box = element.bounding_box()
+        assert box and 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"], box
+    seen, etas = set(), []
+    deadline = time.time() + 240
+    while "Training" not in seen and time.time() < deadline:
+        text = page.locator('[data-testid="stProgress"], [data-testid="stAlert"]').first.inner_text()
+        seen.update(word for word in ("Starting", "Training") if word in text)
+        time.sleep(0.2)
+    page.get_by_text(re.compile(r"Training: epoch 1/20 · batch \d+")).wait_for(timeout=60_000)
+    for _ in range(6):  # the ETA while training: it counts down steadily, never jumps by minutes
+        match = re.search(r"about (\d+) min (\d+) s left|about (\d+) s left", page.locator(
+            '[data-testid="stProgress"]').first.inner_text())
+        if match:
+            etas.append(int(match[1]) * 60 + int(match[2]) if match[1] else int(match[3]))
+        time.sleep(0.5)
+    assert {"Starting", "Training"} <= seen, seen
+    assert len(etas) >= 3 and max(abs(a - b) for a, b in zip(etas, etas[1:])) <= 30, etas
+    clicked = time.time()
+    stop.click()
+    page.get_by_text(re.compile("^Stopped")).first.wait_for(timeout=2_000)  # within 2 s of the click
+    assert time.time() - clicked < 2.5
+    shoot(page, tmp_path, "train-stopping")
+    page.get_by_text("Stopped by you").wait_for(timeout=120_000)
+    assert_healthy(page)
+
+
+def test_the_form_is_kept_after_visiting_home(server, page):
+    """Issue 15, defect 4: set `fast` and 10,000 images, go to Home and back with the sidebar links."""
+    page.goto(f"{server}/train")
+    wait_idle(page)
+    preset = page.get_by_test_id("stSelectbox").filter(has_text="Preset").get_by_role("combobox")
+    preset.click()
+    page.get_by_role("option", name="fast").click()
+    wait_idle(page)
+    images = page.get_by_test_id("stSlider").filter(has_text="Training images").get_by_role("slider")
+    images.focus()
+    for _ in range(50):  # 60,000 → 10,000 in steps of 1,000, with the keyboard
+        page.keyboard.press("ArrowLeft")
+    expect(images).to_have_attribute("aria-valuenow", "10000")
+    time.sleep(1)
+    wait_idle(page)
+    page.get_by_role("link", name="Home").first.click()
+    page.get_by_role("heading", name="DigitLab").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Train").first.click()
+    wait_idle(page)
+    expect(preset).to_have_value("fast")
+    expect(page.get_by_label("Epochs")).to_have_value("2")  # the fast preset's value, not reference's 10
+    expect(images).to_have_attribute("aria-valuenow", "10000")
+    assert "preset=fast" in page.url and "train_limit=10000" in page.url
+
+
 def test_clicking_a_confusion_cell_shows_those_digits(server, page, tmp_path):
     """Issue 15, defect 1: click the cell "true 4, predicted 9" at its centre, with the mouse, as a person does."""
     page.goto(f"{server}/results")
@@ -250,3 +315,52 @@ def test_the_server_never_maps_tensorflow(server, page):
     mapped = {line.split()[-1] for line in maps.splitlines() if len(line.split()) >= 6}
     assert "onnxruntime" in " ".join(mapped)  # the check can see libraries: the serving one is there
     assert not [m for m in mapped if "tensorflow" in m.lower()], sorted(m for m in mapped if "tensorflow" in m)
+
+
+def touch_stroke(cdp, box, points, steps=10):
+    """One finger stroke through `points` (canvas pixels), as Chromium's touch events."""
+    def at(x, y):
+        return [{"x": box["x"] + x, "y": box["y"] + y}]
+
+    (x, y), rest = points[0], points[1:]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(x, y)})
+    for x1, y1 in rest:
+        for t in np.linspace(0, 1, steps)[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
+                                                  "touchPoints": at(x + (x1 - x) * t, y + (y1 - y) * t)})
+        x, y = x1, y1
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def in_first_screen(page, locator) -> bool:
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= size["height"] and \
+        box["x"] >= 0 and box["x"] + box["width"] <= size["width"]
+
+
+def test_a_phone_draws_with_a_finger_and_sees_both_answers_next_to_the_canvas(server, browser, tmp_path):
+    """Issue 15, defect 11: at 390×844 with touch, both answers right under the canvas, nothing cut off."""
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                device_scale_factor=2)
+    page = phone.new_page()
+    canvas = open_draw(server, page)
+    time.sleep(1.5)  # a freshly mounted canvas takes a moment before it listens
+    touch_stroke(phone.new_cdp_session(page), canvas.bounding_box(), [(140, 40), (140, 240)])  # a 1
+    page.get_by_text("What the models see").wait_for(timeout=60_000)
+    wait_idle(page)
+    answers = page.get_by_text(re.compile(r"^ANN: \d \(\d+%\) · CNN: \d \(\d+%\)$"))
+    assert in_first_screen(page, answers), answers.bounding_box()
+    assert in_first_screen(page, canvas)
+    assert page.locator(".modebar").filter(has=page.locator(":visible")).count() == 0  # no Plotly toolbars
+    page.get_by_role("button", name="Add to my drawings").click()
+    table = page.get_by_test_id("stDataFrame").first
+    table.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert table.bounding_box()["x"] + table.bounding_box()["width"] <= 390  # the scores table fits the screen
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 3000, height  # was ~4,300 px
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    assert_healthy(page)
+    shoot(page, tmp_path, "phone-draw")
+    phone.close()

@@ -24,13 +24,15 @@ def run_cli(*args, env=None):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--model", "rnn"], "argument --model: invalid choice: 'rnn'"),
-    (["train", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
-    (["train", "--learning-rate", "5"], r"learning_rate must be a number in (0, 1], got 5.0"),
-    (["train", "--dropout", "1.5"], "dropout_rate must be a number in [0, 0.9], got 1.5"),
-    (["train", "--filters", "32,x"], "expected comma-separated integers like 32,64"),
-    (["train", "--train-limit", "10"], "train_limit must be an integer in [100, 60000], got 10"),
+    (["train", "--epochs", "ten"], "argument --epochs: num_epochs must be an integer from 1 to 200, got 'ten'"),
+    (["train", "--learning-rate", "5"], "learning_rate must be a number more than 0 up to 1, got 5.0"),
+    (["train", "--dropout", "1.5"], "dropout_rate must be a number from 0 to 0.9, got 1.5"),
+    (["train", "--filters", "32,x"], "filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, "
+                                     "got '32,x'"),
+    (["train", "--train-limit", "10"], "train_limit must be an integer from 100 to 60000, or 0 for all 60,000, "
+                                       "got 10"),
     (["train", "--export", "model.h5"], "--export must name a .keras file"),
-    (["train", "--validation-split", "0", "--early-stopping", "2"], "early_stopping needs a validation split"),
+    (["train", "--validation-split", "0", "--early-stopping", "2"], "early stopping needs a validation split"),
     (["evaluate", "model.h5"], "only .keras model files are loaded"),
     (["evaluate", "nothing-here.keras"], "no such model file"),
     (["evaluate", "0123456789abcdef0123456789abcdef"], "0123456789abcdef0123456789abcdef"),

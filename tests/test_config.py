@@ -4,26 +4,26 @@ from digitlab.config import PRESETS, RunConfig, preset
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model", "rnn", r"model must be one of 'ann', 'cnn', got 'rnn'"),
-    ("hidden_units", 0, r"hidden_units must be an integer in \[1, 4096\], got 0"),
+    ("model", "rnn", r"model must be one of ann, cnn, got 'rnn'"),
+    ("hidden_units", 0, r"hidden_units must be an integer from 1 to 4096, got 0"),
     ("hidden_units", 12.5, r"hidden_units must be an integer"),
-    ("filters", (), r"filters must be a tuple of 1 to 3"),
-    ("filters", [32, 64], r"filters must be a tuple"),
-    ("filters", (32, -1), r"filters must be an integer in \[1, 512\], got -1"),
-    ("dropout_rate", 0.95, r"dropout_rate must be a number in \[0, 0.9\], got 0.95"),
+    ("filters", (), r"filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, got $"),
+    ("filters", [32, 64], r"filters must be 1 to 3 comma-separated integers"),
+    ("filters", (32, -1), r"filters must be .*, got 32,-1$"),  # shown as typed, not as Python's (32, -1)
+    ("dropout_rate", 0.95, r"dropout_rate must be a number from 0 to 0.9, got 0.95"),
     ("dropout_rate", "0.2", r"dropout_rate must be a number"),
-    ("batch_norm", 1, r"batch_norm must be True or False, got 1"),
-    ("num_epochs", 0, r"num_epochs must be an integer in \[1, 200\], got 0"),
-    ("batch_size", 5000, r"batch_size must be an integer in \[1, 4096\], got 5000"),
-    ("optimizer", "adagrad", r"optimizer must be one of 'adam', 'sgd', 'rmsprop', got 'adagrad'"),
-    ("learning_rate", 5.0, r"learning_rate must be a number in \(0, 1\], got 5.0"),
-    ("learning_rate", 0.0, r"learning_rate must be a number in \(0, 1\], got 0.0"),
-    ("schedule", "cyclic", r"schedule must be one of 'constant', 'onecycle'"),
-    ("validation_split", 0.6, r"validation_split must be a number in \[0, 0.5\], got 0.6"),
-    ("train_limit", 50, r"train_limit must be an integer in \[100, 60000\], got 50"),
-    ("augment", "yes", r"augment must be True or False"),
-    ("early_stopping", 0, r"early_stopping must be an integer in \[1, 100\], got 0"),
-    ("seed", -1, r"seed must be an integer in \[0, 2147483647\], got -1"),
+    ("batch_norm", 1, r"batch_norm must be true or false, got 1"),
+    ("num_epochs", 0, r"num_epochs must be an integer from 1 to 200, got 0"),
+    ("batch_size", 5000, r"batch_size must be an integer from 1 to 4096, got 5000"),
+    ("optimizer", "adagrad", r"optimizer must be one of adam, sgd, rmsprop, got 'adagrad'"),
+    ("learning_rate", 5.0, r"learning_rate must be a number more than 0 up to 1, got 5.0"),
+    ("learning_rate", 0.0, r"learning_rate must be a number more than 0 up to 1, got 0.0"),
+    ("schedule", "cyclic", r"schedule must be one of constant, onecycle"),
+    ("validation_split", 0.6, r"validation_split must be a number from 0 to 0.5, got 0.6"),
+    ("train_limit", 50, r"train_limit must be an integer from 100 to 60000, or 0 for all 60,000, got 50"),
+    ("augment", "yes", r"augment must be true or false"),
+    ("early_stopping", 0, r"early_stopping must be an integer from 1 to 100, or 0 for off, got 0"),
+    ("seed", -1, r"seed must be an integer from 0 to 2147483647, got -1"),
 ])
 def test_every_field_is_validated_with_its_name(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -31,7 +31,7 @@ def test_every_field_is_validated_with_its_name(field, value, message):
 
 
 def test_early_stopping_needs_a_validation_split():
-    with pytest.raises(ValueError, match="early_stopping needs a validation split"):
+    with pytest.raises(ValueError, match="early stopping needs a validation split"):
         RunConfig(validation_split=0.0, early_stopping=3)
     assert RunConfig(validation_split=0.0, early_stopping=None).early_stopping is None
 
@@ -58,13 +58,25 @@ def test_every_preset_is_valid_for_both_models():
 
 
 def test_params_round_trip_and_bad_strings_name_the_field():
-    c = RunConfig(model="ann", filters=(16, 32, 64), train_limit=500, early_stopping=None, augment=True)
+    c = RunConfig(model="cnn", filters=(16, 32, 64), train_limit=500, early_stopping=None, augment=True)
     assert RunConfig.from_params(c.to_params()) == c
     assert RunConfig.from_params({"num_epochs": "3", "unknown": "x"}).num_epochs == 3
-    with pytest.raises(ValueError, match="num_epochs must be int, got 'ten'"):
+    with pytest.raises(ValueError, match="num_epochs must be an integer from 1 to 200, got 'ten'"):
         RunConfig.from_params({"num_epochs": "ten"})
-    with pytest.raises(ValueError, match="augment must be bool"):
+    with pytest.raises(ValueError, match="augment must be true or false, got 'maybe'"):
         RunConfig.from_params({"augment": "maybe"})
+    with pytest.raises(ValueError, match="train_limit must be an integer from 100 to 60000, or 0 for all 60,000, "
+                                         "got 'abc'"):  # issue 15: it said "must be NoneType"
+        RunConfig.from_params({"train_limit": "abc"})
+
+
+def test_cnn_only_fields_are_ignored_for_the_ann():
+    """Issue 15: filters "abc" blocked an ANN run; for the ANN they are meaningless and reset to their defaults."""
+    ann = RunConfig(model="ann", filters="abc", convs_per_block=7, batch_norm="x")
+    assert (ann.filters, ann.convs_per_block, ann.batch_norm) == (RunConfig().filters, 1, False)
+    assert RunConfig.from_params({"model": "ann", "filters": "abc"}) == RunConfig(model="ann")
+    with pytest.raises(ValueError, match="filters must be"):
+        RunConfig(model="cnn", filters="abc")
 
 
 def test_num_train_images_accounts_for_limit_and_split():

@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_sigkill_mid_training_leaves_a_consistent_store_and_the_run_interrupted(home, tmp_path):
     finished = jobs.submit_job(TINY, owner="alice")
     finished = wait_for(finished.job_id, lambda j: not j.active)
-    export = tmp_path / "model.keras"
     cli = subprocess.Popen([sys.executable, "-m", "digitlab", "train", "--model", "cnn", "--epochs", "20",
-                            "--batch-size", "16", "--train-limit", "20000", "--export", str(export)],
+                            "--batch-size", "16", "--train-limit", "20000"],
                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = RunStore()
     deadline = time.time() + 120
@@ -41,13 +40,29 @@ def test_sigkill_mid_training_leaves_a_consistent_store_and_the_run_interrupted(
     assert (store.get_run(killed.run_id).status, store.get_run(killed.run_id).stopped) == ("FAILED", "interrupted")
     with pytest.raises(ModelLoadError, match="did not finish"):
         load_model(killed.run_id, store=store)
-    assert not export.exists()  # the export is written to a temporary name first, never half a .keras file
-    for half_written in tmp_path.glob(".*tmp*"):
-        with pytest.raises(ModelLoadError):
-            load_model_file(half_written)
     assert store.get_run(finished.run_id).status == "FINISHED"  # the finished run is intact and usable
     assert load_model(finished.run_id, store=store).count_params() > 0
     assert [e["id"] for e in model_entries(store)] == ["cnn", "ann", finished.run_id]
+
+
+def test_sigkill_during_export_leaves_no_half_written_file(home, tmp_path):
+    """Killed while the model's files are being written (their temporary folder exists): every file that exists
+    under its final name is whole, and nothing half-written is ever loaded."""
+    export = tmp_path / "out" / "model.keras"
+    cli = subprocess.Popen([sys.executable, "-m", "digitlab", "train", "--model", "ann", "--hidden-units", "32",
+                            "--epochs", "1", "--train-limit", "2000", "--no-track", "--export", str(export)],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not [p for p in export.parent.glob("tmp*") if p.is_dir()] if export.parent.exists() else True:
+        assert time.time() < deadline and cli.poll() is None, cli.stderr.read()[-2000:]
+        time.sleep(0.02)  # until the export has begun writing
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    finals = {p.name for p in export.parent.iterdir() if not p.name.startswith(("tmp", "."))}
+    assert finals <= {"model.keras", "model.onnx", "model.report.npz", "model.json"}
+    if "model.keras" in finals:  # renamed into place whole, or not at all
+        assert load_model_file(export).count_params() > 0
+    assert "model.json" not in finals or finals == {"model.keras", "model.onnx", "model.report.npz", "model.json"}
 
 
 def test_sigkill_of_the_server_does_not_lose_its_training(home):

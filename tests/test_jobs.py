@@ -26,8 +26,15 @@ def wait_for(job_id, condition, timeout=180):
 
 def test_job_runs_in_a_worker_reports_progress_and_is_tracked(home):
     job = jobs.submit_job(TINY, preset="test", owner="alice")
-    assert job.status == "running" and job.pid != os.getpid()
-    done = wait_for(job.job_id, lambda j: not j.active)
+    job = wait_for(job.job_id, lambda j: j.status == "running", timeout=10)  # the queue runner starts it at once
+    assert job.pid != os.getpid()
+    phases = set()
+    while job.active:
+        phases.add((job.progress or {}).get("phase"))
+        time.sleep(0.05)
+        job = jobs.get_job(job.job_id)
+    assert {"starting", "training", "testing", "saving"} <= phases, phases
+    done = jobs.get_job(job.job_id)
     assert done.status == "finished", done.error
     assert done.progress["fraction"] == 1 and len(done.progress["history"]["val_accuracy"]) == 2
     assert done.summary["test_accuracy"] > 0.7
@@ -38,7 +45,7 @@ def test_job_runs_in_a_worker_reports_progress_and_is_tracked(home):
 
 def test_cancel_stops_a_running_job_and_keeps_what_it_learned(home):
     job = jobs.submit_job(SLOW)
-    wait_for(job.job_id, lambda j: j.progress and j.progress["batch"] > 5)
+    wait_for(job.job_id, lambda j: j.progress and j.progress.get("batch", 0) > 5)
     asked = time.time()
     jobs.cancel_job(job.job_id)
     done = wait_for(job.job_id, lambda j: not j.active, timeout=120)
@@ -52,19 +59,21 @@ def test_second_job_queues_behind_the_first_and_can_be_cancelled(home):
     first = jobs.submit_job(SLOW)
     second = jobs.submit_job(TINY)
     third = jobs.submit_job(TINY)
+    wait_for(first.job_id, lambda j: j.status == "running", timeout=10)
+    second, third = jobs.get_job(second.job_id), jobs.get_job(third.job_id)
     assert (second.status, second.queue_position) == ("queued", 1)
     assert (third.status, third.queue_position) == ("queued", 2)
     jobs.cancel_job(second.job_id)
     assert jobs.get_job(second.job_id).status == "cancelled"
     assert jobs.get_job(third.job_id).queue_position == 1
     jobs.cancel_job(first.job_id)
-    done = wait_for(third.job_id, lambda j: j.status == "finished")  # started by the first worker on its way out
+    done = wait_for(third.job_id, lambda j: j.status == "finished")  # started by the runner when the first ended
     assert done.run_id
 
 
 def test_killed_worker_shows_interrupted_and_its_run_is_recovered(home):
     job = jobs.submit_job(SLOW)
-    wait_for(job.job_id, lambda j: j.progress is not None)
+    job = wait_for(job.job_id, lambda j: (j.progress or {}).get("phase") == "training")
     os.kill(job.pid, signal.SIGKILL)
     done = wait_for(job.job_id, lambda j: j.status != "running", timeout=30)
     assert done.status == "interrupted"
@@ -82,11 +91,3 @@ def test_bad_job_ids_are_refused(home):
         jobs.get_job("20200101-000000-0000000000000000")
 
 
-def test_estimate_tracks_the_measured_reference_timings():
-    reference = preset("reference", model="cnn", precision="bfloat16")
-    per_epoch = (jobs.estimate_seconds(reference) - 8) / reference.num_epochs
-    assert 6 < per_epoch < 8.5  # DigitLab measured 7.1-7.6 s per epoch at batch 32 (plain Keras: 11.6-15.5 s)
-    exact = (jobs.estimate_seconds(reference.replace(precision="float32")) - 8) / reference.num_epochs
-    assert 9 < exact < 11  # steps_per_execution alone: 1.19× faster than plain Keras's 12 s
-    assert jobs.forward_flops(reference) == pytest.approx(5.26e6, rel=0.01)
-    assert jobs.estimate_seconds(TINY) < 10  # 2 epochs of 900 images: start-up dominates

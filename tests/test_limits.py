@@ -57,7 +57,8 @@ def test_one_job_per_visitor_and_the_host_limit_queues_the_third_with_a_wait(hom
         jobs.submit_job(TINY, owner="alice", limits=limits)
     bob = jobs.submit_job(SLOW, owner="bob", limits=limits)
     carol = jobs.submit_job(TINY, owner="carol", limits=limits)
-    assert (alice.status, bob.status) == ("running", "running")
+    alice, bob = (wait_for(job.job_id, lambda j: j.status == "running", timeout=10) for job in (alice, bob))
+    carol = jobs.get_job(carol.job_id)
     assert (carol.status, carol.queue_position) == ("queued", 1)
     assert carol.wait_seconds > 10  # what is left of two 5-epoch CNN runs, shared over 2 slots
     with pytest.raises(ValueError, match="belongs to another visitor"):

@@ -39,7 +39,7 @@ def test_augmentation_is_identity_at_inference():
     assert not np.allclose(np.asarray(aug(x, training=True)), x)
 
 
-def test_stroke_width_augmentation_thickens_and_thins_in_training_only(mnist):
+def test_stroke_width_augmentation_thickens_and_thins_in_training_only(mnist, tmp_path):
     from digitlab.models import random_stroke_width
 
     inputs = keras.Input((28, 28, 1))
@@ -48,8 +48,12 @@ def test_stroke_width_augmentation_thickens_and_thins_in_training_only(mnist):
     np.testing.assert_array_equal(np.asarray(model(x, training=False)), x)
     ink = np.asarray(model(x, training=True)).sum(axis=(1, 2, 3)) / x[0].sum()
     assert ink.min() < 0.6 and ink.max() > 1.6  # some copies thinned, some thickened, by up to a full 3×3 step
-    saved = keras.models.clone_model(model)  # stock layers only: rebuilds from config without custom objects
+    model.save(tmp_path / "stroke.keras")  # stock layers only: saved and reloaded in safe mode, no custom code
+    from digitlab.modelfiles import load_model_file
+
+    saved = load_model_file(tmp_path / "stroke.keras")
     assert saved.count_params() == 0
+    np.testing.assert_array_equal(np.asarray(saved(x, training=False)), x)
 
 
 def test_saliency_has_the_input_shape_is_deterministic_and_zero_off_ink(mnist):

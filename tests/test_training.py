@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from digitlab.data import MNIST
 from digitlab.config import RunConfig
 from digitlab.training import split_data, train
 
@@ -47,10 +48,18 @@ def test_bfloat16_training_returns_a_float32_model_as_accurate(mnist):
 
 
 def test_early_stopping_watches_validation_only(mnist):
-    config = RunConfig(model="ann", num_epochs=30, batch_size=256, learning_rate=0.05, train_limit=1000,
-                       early_stopping=1, seed=0)
-    result = train(config, mnist)
-    assert result.stopped == "early_stopping" and result.epochs_run < 30
+    """Same training images, two validation sets: with shuffled validation labels the validation loss rises from
+    the start and training stops early; with the true labels it goes on. Training itself is identical."""
+    config = RunConfig(model="ann", hidden_units=64, num_epochs=12, learning_rate=1e-3, train_limit=1000,
+                       validation_split=0.2, early_stopping=2, seed=0)
+    y = mnist.y_train.copy()
+    y[800:1000] = np.random.default_rng(0).permutation(y[800:1000])  # only the validation part changes
+    shuffled = train(config, MNIST(mnist.x_train, y, mnist.x_test, mnist.y_test, "shuffled validation labels"))
+    honest = train(config, mnist)
+    assert shuffled.stopped == "early_stopping" and shuffled.epochs_run <= 4
+    assert honest.epochs_run > shuffled.epochs_run
+    common = shuffled.epochs_run
+    np.testing.assert_allclose(shuffled.history["loss"][:common], honest.history["loss"][:common], rtol=1e-5)
 
 
 def test_same_seed_same_result(mnist):

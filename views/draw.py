@@ -89,7 +89,7 @@ def add_to_my_drawings(image, guess: int) -> None:
         try:
             ui.drawing_set().add(image, int(label))
         except (ValueError, OSError) as error:
-            st.error(f"Not added: {error}", icon=":material/block:")
+            st.error(ui.plain(f"Not added: {error}"), icon=":material/block:")
             return
         st.session_state.picked_label = None
         st.toast(f"Added as a {label}.")
@@ -102,9 +102,10 @@ st.subheader("My drawings")
 drawings = ui.drawing_set()
 images, labels = drawings.arrays()
 if len(labels):
-    st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores", column_config={
-        "accuracy on my drawings": st.column_config.NumberColumn(format="percent"),
-        "MNIST test accuracy": st.column_config.NumberColumn(format="percent")})
+    st.caption("Accuracy of every model on your drawings, beside its accuracy on MNIST's test digits.")
+    percent = st.column_config.NumberColumn(format="%.1f%%")
+    st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores",
+                 column_config={"my drawings": percent, "MNIST test": percent})
     replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
     guesses = ui.model(replay_id).predict(images).argmax(axis=1)
     st.plotly_chart(charts.digit_grid(images, [f"{t}→{g}" + ("" if t == g else " ✗") for t, g in zip(labels, guesses)]),
@@ -118,4 +119,4 @@ if ui.limits().uploads:  # the public demo accepts no files
     io_cols[1].file_uploader("Import drawings (.npz)", type=["npz"], key="import", on_change=ui.import_drawings,
                              args=(drawings,))
 if "import_error" in st.session_state:
-    st.error(st.session_state.pop("import_error"))
+    st.error(ui.plain(st.session_state.pop("import_error")), icon=":material/error:")

@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from digitlab import charts
+from digitlab import catalog, charts
 from views import ui
 
 st.title("DigitLab")
@@ -10,6 +10,12 @@ st.markdown(
     "Study what they get right and wrong: curves, confusion matrix, ROC, per-class metrics, the digits they miss.  \n"
     "Compare runs side by side, and draw your own digits for instant predictions."
 )
+
+st.page_link("views/draw.py", label="Draw a digit: both models answer as you draw", icon=":material/draw:")
+l1, l2, l3 = st.columns(3)
+l1.page_link("views/train.py", label="Train a model", icon=":material/model_training:")
+l2.page_link("views/results.py", label="Study the results", icon=":material/insights:")
+l3.page_link("views/compare.py", label="Compare runs", icon=":material/compare:")
 
 data = ui.mnist()
 c1, c2, c3, c4 = st.columns(4)
@@ -25,15 +31,17 @@ means.plotly_chart(charts.mean_images(data.means), key="means")
 
 st.subheader("Models")
 entries = ui.model_entries()
+best = catalog.best_by_validation(entries)
 models_metric.metric("Models available", len(entries))
-best_metric.metric("Best test accuracy", f"{max(e['test_accuracy'] for e in entries):.2%}")
-st.table(pd.DataFrame([{"model": e["name"], "kind": e["model"].upper(), "test accuracy": f"{e['test_accuracy']:.2%}",
-                        "training time": ui.seconds(e["train_seconds"]), "parameters": f"{int(e['num_parameters']):,}"}
-                       for e in entries]).set_index("model"))
-
-st.subheader("Where to next")
-l1, l2, l3, l4 = st.columns(4)
-l1.page_link("views/train.py", label="Train a model", icon="🏋️")
-l2.page_link("views/results.py", label="Study the results", icon="📊")
-l3.page_link("views/draw.py", label="Draw a digit", icon="✍️")
-l4.page_link("views/compare.py", label="Compare runs", icon="⚖️")
+best_metric.metric("Best by validation", f"{best['test_accuracy']:.2%}" if best else "–",
+                   help=f"{best['name']}: the highest validation accuracy ({best['val_accuracy']:.2%}); shown is its "
+                        "test accuracy, which chose nothing." if best else None)
+st.dataframe(pd.DataFrame([{
+    "model": e["name"], "kind": e["model"].upper(), "validation accuracy": e["val_accuracy"],
+    "test accuracy": e["test_accuracy"], "training time": ui.seconds(e["train_seconds"]),
+    "parameters": int(e["num_parameters"])} for e in entries]).assign(
+    **{"validation accuracy": lambda t: t["validation accuracy"] * 100, "test accuracy": lambda t: t["test accuracy"] * 100}),
+    hide_index=True, key="models", column_config={
+        "validation accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+        "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+        "parameters": st.column_config.NumberColumn(format="%d")})

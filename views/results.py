@@ -10,7 +10,7 @@ model_id = ui.pick_model("Model to study")
 try:
     report = ui.report(model_id)
 except Exception as error:  # a missing artifact or unreadable file: say so, keep the page alive
-    st.error(f"Cannot score this model: {error}. Pick another model or retrain it.", icon="❌")
+    st.error(ui.plain(f"Cannot score this model: {error}. Pick another model or retrain it."), icon=":material/error:")
     st.stop()
 data = ui.mnist()
 
@@ -34,14 +34,17 @@ if cell:
     true, pred = cell
     idx = np.flatnonzero((report.y_true == true) & (report.y_pred == pred))
     idx = idx[np.argsort(-report.confidence[idx])][:30]
-    st.markdown(f"**True {true}, predicted {pred}: {int(report.confusion[true, pred])} images** "
+    count = int(report.confusion[true, pred])
+    st.markdown(f"**True {true}, predicted {pred}: {count} image{'' if count == 1 else 's'}** "
                 f"(most confident first, up to 30)")
     if len(idx):
         st.plotly_chart(charts.digit_grid(data.x_test[idx], [f"{report.confidence[i]:.0%}" for i in idx]),
                         key="cell-gallery")
 
 st.subheader("ROC curves (one digit vs the rest)")
-st.plotly_chart(charts.roc_curves(report.roc, report.auc), key="roc")
+corner = st.toggle("Zoom on the top-left corner (log false-positive rate)", key="roc-corner",
+                   help="Good models hug the corner: zoomed, their differences show.")
+st.plotly_chart(charts.roc_curves(report.roc, report.auc, corner=corner), key="roc")
 
 st.subheader("Per-digit precision, recall and F1")
 st.dataframe(pd.DataFrame({"digit": range(10), "precision": report.precision, "recall": report.recall,

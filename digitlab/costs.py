@@ -1,0 +1,150 @@
+"""What a run costs before it starts: the network layer by layer, its training FLOPs, peak memory and wall time.
+
+Everything is computed from the RunConfig alone (no TensorFlow), so the server can check a crafted request against
+the public demo's caps, and the Train page can say how long a run will take, before any worker starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig, resolve_precision
+from .evaluation import EVALUATION_BATCH
+
+MB = 1024**2
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    type: str  # the Keras layer class
+    output_shape: tuple[int, ...]  # per image
+    parameters: int
+    flops: int  # forward pass, per image (a multiply-add counts 2)
+
+    @property
+    def outputs(self) -> int:
+        return int(np.prod(self.output_shape))
+
+
+def layers(config: RunConfig) -> list[Layer]:
+    """The inference network `config` describes, in order (augmentation, active in training only, left out)."""
+    out = [Layer("image", "InputLayer", (28, 28), 0, 0)]
+    if config.model == "ann":
+        out.append(Layer("flatten", "Flatten", (784,), 0, 0))
+        features = 784
+    else:
+        size, channels, index = 28, 1, 0
+        out.append(Layer("reshape", "Reshape", (28, 28, 1), 0, 0))
+        for block, filters in enumerate(config.filters):
+            for _ in range(config.convs_per_block):
+                index += 1
+                size -= 2
+                weights = 9 * channels * filters
+                out.append(Layer(f"conv{index}", "Conv2D", (size, size, filters),
+                                 weights + (0 if config.batch_norm else filters), 2 * size * size * weights))
+                if config.batch_norm:
+                    out.append(Layer(f"batch_norm{index}", "BatchNormalization", (size, size, filters),
+                                     4 * filters, 2 * size * size * filters))
+                    out.append(Layer(f"relu{index}", "Activation", (size, size, filters), 0, 0))
+                channels = filters
+            size //= 2
+            out.append(Layer(f"pool{block + 1}", "MaxPooling2D", (size, size, channels), 0, 0))
+        features = size * size * channels
+        out.append(Layer("flatten", "Flatten", (features,), 0, 0))
+    units = config.hidden_units
+    out.append(Layer("hidden", "Dense", (units,), features * units + units, 2 * features * units))
+    if config.dropout_rate > 0:
+        out.append(Layer("dropout", "Dropout", (units,), 0, 0))
+    out.append(Layer("probabilities", "Dense", (10,), units * 10 + 10, 2 * units * 10))
+    return out
+
+
+def forward_flops(config: RunConfig) -> int:
+    """FLOPs of one forward pass for one image."""
+    return sum(layer.flops for layer in layers(config))
+
+
+def training_flops(config: RunConfig) -> float:
+    """FLOPs of the whole training: forward + backward (≈ 3 forward passes) per image per epoch."""
+    return 3.0 * forward_flops(config) * config.num_train_images * config.num_epochs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Peak memory of a training process
+# ---------------------------------------------------------------------------------------------------------------
+
+RUNTIME_BYTES = 850 * MB  # a worker with TensorFlow imported, MNIST loaded and a small model trained (measured)
+_OPTIMIZER_SLOTS = {"adam": 2, "sgd": 1, "rmsprop": 1}  # state kept per weight besides the weight and its gradient
+
+
+def training_memory_bytes(config: RunConfig) -> int:
+    """Estimated peak resident memory of the worker that trains and scores `config`.
+
+    The runtime (TensorFlow, MNIST, Python) + the float32 copy of the training images and labels + weights with
+    their gradients and optimizer state + every layer's outputs for the larger of: a training step (forward
+    outputs, their gradients and the backward pass's temporaries: ~3 × batch) and scoring (~2 × 256 images).
+    Fitted to measured peaks within about 20% (benchmarks/RESULTS.md, "Run costs"); wide first convolutions with big
+    batches are what it exists to catch (filters 512,8 at batch 512: ~3.5 GB measured, for 69k parameters).
+    """
+    images = config.train_limit or 60_000
+    data = images * (784 + 10) * 4
+    weights = sum(layer.parameters for layer in layers(config)) * 4 * (2 + _OPTIMIZER_SLOTS[config.optimizer])
+    outputs = sum(layer.outputs for layer in layers(config))
+    activations = outputs * 4 * max(3 * config.batch_size, 2 * EVALUATION_BATCH)
+    return RUNTIME_BYTES + data + weights + activations
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable of this machine (Linux), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Wall time, as the visitor waits for it: start-up, training, testing and saving
+# ---------------------------------------------------------------------------------------------------------------
+
+STARTUP_SECONDS = 12.0  # a worker's start: Python, TensorFlow, MNIST, building the model (measured here)
+
+
+def training_seconds(config: RunConfig) -> float:
+    """Rough training time on this kind of machine (2 cores): epochs × per-epoch cost.
+
+    Per epoch: 2.9 ms per batch of overhead + training FLOPs at ~119 GFLOP/s, fitted to plain-Keras timings of the
+    reference CNN (12 s at batch 32, 8 s at batch 128 on 54k images), divided by DigitLab's measured speed-up over
+    plain Keras (1.6× with bfloat16, 1.19× without; benchmarks/RESULTS.md); augmentation adds ~30%.
+    """
+    images = config.num_train_images
+    batches = int(np.ceil(images / config.batch_size))
+    per_epoch = batches * 2.9e-3 + images * 3 * forward_flops(config) / 119e9
+    per_epoch /= 1.6 if resolve_precision(config.precision) == "bfloat16" else 1.19
+    per_epoch *= 1.3 if config.augment else 1.0
+    return config.num_epochs * per_epoch
+
+
+SAVING_SECONDS = 5.0  # converting and checking the serving graph, logging the run (measured here)
+
+
+def testing_seconds(config: RunConfig) -> float:
+    """Scoring the 10,000 test images."""
+    return 1.0 + 10_000 * forward_flops(config) / 40e9
+
+
+def finishing_seconds(config: RunConfig) -> float:
+    """What follows training: testing, then writing the serving graph (converted and checked) and tracking."""
+    return testing_seconds(config) + SAVING_SECONDS
+
+
+def estimate_seconds(config: RunConfig) -> float:
+    """The whole wall time from Start to Finished: start-up + training + testing and saving."""
+    return STARTUP_SECONDS + training_seconds(config) + finishing_seconds(config)
+

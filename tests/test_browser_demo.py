@@ -1,0 +1,90 @@
+"""The public demo in a real browser (DIGITLAB_PUBLIC=1): nothing from a link renders as markdown, and a visitor
+is one person across reloads and tabs of the same browser (a signed cookie)."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import seed_home, stop_jobs
+from tests.test_browser import (ARGS, CHROMIUM, ROOT, Server, _free_port, assert_healthy, browser,  # noqa: F401
+                                wait_idle)
+
+pytestmark = pytest.mark.browser
+MARKDOWN = "[click me](http://example.com/phish)"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, mnist):
+    home = seed_home(tmp_path_factory.mktemp("demo"), mnist)
+    port = _free_port()
+    env = {**os.environ, "DIGITLAB_HOME": str(home), "DIGITLAB_PUBLIC": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.2)
+    yield Server(url, proc.pid)
+    proc.terminate()
+    proc.wait(timeout=20)
+    stop_jobs(home)
+
+
+@pytest.fixture
+def visitor(browser):  # noqa: F811 - one browser context: one visitor, with its own cookies
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context
+    context.close()
+
+
+def test_nothing_from_a_link_renders_as_markdown(demo, visitor):
+    page = visitor.new_page()
+    params = "&".join(f"{name}={MARKDOWN}" for name in ("job", "model", "preset", "num_epochs", "filters",
+                                                         "learning_rate", "train_limit"))
+    page.goto(f"{demo}/train?{params}")
+    page.get_by_role("heading", name="Train a model").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.get_by_text("click me", exact=False).count() >= 1  # the link text is shown, as text
+    assert page.locator('a[href*="example.com"]').count() == 0
+    assert_healthy(page)
+
+
+def test_a_reload_and_a_second_tab_are_the_same_visitor(demo, visitor):
+    first = visitor.new_page()
+    first.goto(f"{demo}/train")
+    start = first.get_by_role("button", name="Start training")
+    start.wait_for(timeout=60_000)
+    wait_idle(first)
+    assert [c for c in visitor.cookies() if c["name"] == "digitlab_visitor"], "the visitor cookie was set"
+    start.click()
+    first.get_by_text("Run: CNN").wait_for(timeout=60_000)
+    first.reload()  # a reload follows the visitor's own run, with Stop
+    first.get_by_text("Run: CNN").wait_for(timeout=60_000)
+    second = visitor.new_page()  # a second tab of the same browser: the same visitor, the same run
+    second.goto(f"{demo}/train")
+    second.get_by_text("Run: CNN").wait_for(timeout=60_000)
+    expect(second.get_by_role("button", name="Start training")).to_be_disabled()  # no second run for this visitor
+    second.get_by_role("button", name="Stop").click()
+    first.get_by_text(re.compile("^Stopped")).first.wait_for(timeout=30_000)
+    assert_healthy(first)
+    assert_healthy(second)
+
+
+def test_another_browser_is_another_visitor(demo, browser):  # noqa: F811
+    stranger = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = stranger.new_page()
+    page.goto(f"{demo}/train")
+    wait_idle(page)
+    assert page.get_by_text("Run: CNN").count() == 0  # the first visitor's run is not theirs to see
+    stranger.close()

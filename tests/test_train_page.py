@@ -1,0 +1,105 @@
+"""The Train page's form in AppTest: it keeps what the user set, explains every bad value in the user's words,
+fills from links (clamped to the public demo's caps), and never offers CNN-only fields for the ANN."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from digitlab import jobs
+from tests.test_app import APP, app, assert_healthy, shown
+
+
+def from_link(params: dict, **env):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(params)
+    at.run().switch_page("views/train.py").run()
+    assert_healthy(at)
+    return at
+
+
+def start_button(at):
+    return next(b for b in at.button if b.key == "start")
+
+
+def test_a_bad_value_is_explained_as_typed_and_start_is_disabled(home):
+    at = app("views/train.py")
+    at.text_input(key="form-filters").set_value("32,x").run()
+    assert "filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, got '32,x'" in shown(at.error[0].value)
+    assert start_button(at).disabled
+
+
+def test_a_value_outside_the_range_is_refused_not_ignored(home):
+    """Issue 15, defect 5: typing 100000 epochs was silently ignored and Start trained with the old value."""
+    at = app("views/train.py")
+    at.number_input(key="form-num_epochs").set_value(100000).run()
+    assert "num_epochs must be an integer from 1 to 200, got 100000" in shown(at.error[0].value)
+    assert start_button(at).disabled
+    at.number_input(key="form-num_epochs").set_value(3).run()
+    assert not at.error and not start_button(at).disabled
+
+
+def test_the_ann_has_no_cnn_only_fields_and_is_not_blocked_by_them(home):
+    at = app("views/train.py")
+    at.text_input(key="form-filters").set_value("abc").run()
+    assert at.error  # wrong for the CNN ...
+    at.segmented_control(key="form-model").set_value("ann").run()
+    keys = {w.key for w in list(at.text_input) + list(at.number_input) + list(at.checkbox)}
+    assert not keys & {"form-filters", "form-convs_per_block", "form-batch_norm"}
+    assert not at.error and not start_button(at).disabled  # ... and meaningless for the ANN
+
+
+def test_the_form_is_kept_after_visiting_another_page(home):
+    """Issue 15, defect 4: set `fast` and 10,000 images, go to Home and back: the form is as it was."""
+    at = app("views/train.py")
+    at.selectbox(key="form-preset").set_value("fast").run()
+    at.slider(key="form-train_limit").set_value(10000).run()
+    at.switch_page("views/home.py").run()
+    at.switch_page("views/train.py").run()
+    assert at.selectbox(key="form-preset").value == "fast"
+    assert at.slider(key="form-train_limit").value == 10000
+    assert at.query_params["train_limit"] == "10000" and at.query_params["preset"] == "fast"
+
+
+def test_bad_link_values_are_named_in_the_users_words_and_ignored(home):
+    at = from_link({"learning_rate": "5", "num_epochs": "ten", "model": "rnn", "train_limit": "abc"})
+    warnings = " ".join(shown(w.value) for w in at.warning)
+    assert "learning_rate must be a number more than 0 up to 1, got 5.0" in warnings
+    assert "num_epochs must be an integer from 1 to 200, got 'ten'" in warnings
+    assert "model must be one of ann, cnn, got 'rnn'" in warnings
+    assert "train_limit must be an integer from 100 to 60000, or 0 for all 60,000, got 'abc'" in warnings
+    assert at.number_input(key="form-num_epochs").value == 10  # the preset's value stands
+
+
+def test_a_link_reproduces_the_form(home):
+    at = from_link({"model": "ann", "preset": "fast", "num_epochs": "4", "learning_rate": "0.002"})
+    assert at.segmented_control(key="form-model").value == "ann" and at.selectbox(key="form-preset").value == "fast"
+    assert at.number_input(key="form-num_epochs").value == 4
+    assert at.number_input(key="form-learning_rate").value == pytest.approx(0.002)
+
+
+def test_switching_preset_loads_its_values_and_says_where_they_were_measured(home):
+    at = app("views/train.py")
+    assert at.number_input(key="form-num_epochs").value == 10
+    at.selectbox(key="form-preset").set_value("fast").run()
+    assert at.number_input(key="form-num_epochs").value == 2 and at.query_params["num_epochs"] == "2"
+    assert at.number_input(key="form-hidden_units").value == 256
+    at.selectbox(key="form-preset").set_value("best").run()
+    assert at.number_input(key="form-convs_per_block").value == 2
+    caption = next(c.value for c in at.caption if c.value.startswith("Preset `best`"))
+    assert "measured on" in caption and "cores" in caption  # which machine, not "this machine"
+    assert any("from Start to Finished on this machine" in c.value for c in at.caption)  # this machine: estimated
+
+
+def test_the_public_form_starts_inside_the_caps_and_clamps_links_with_a_note(home, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
+    at = app("views/train.py")
+    assert at.selectbox(key="form-preset").value == "fast" and not at.error  # a default Start never refuses
+    assert not start_button(at).disabled
+    linked = from_link({"model": "cnn", "num_epochs": "50", "train_limit": "60000"})
+    notes = " ".join(shown(w.value) for w in linked.warning)
+    assert "num epochs 50 → 5" in notes and "train limit 60,000 → 20,000" in notes
+    assert linked.slider(key="form-num_epochs").value == 5 and linked.slider(key="form-train_limit").value == 20000
+    linked.button(key="start").click().run()
+    assert not linked.error and linked.session_state.job_id  # Start works on clamped values
+    jobs.cancel_job(linked.session_state.job_id)
+    linked.switch_page("views/draw.py").run()
+    assert_healthy(linked) and not linked.get("file_uploader")
