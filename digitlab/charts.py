@@ -90,7 +90,8 @@ def class_distribution(train_labels: np.ndarray, test_labels: np.ndarray) -> go.
                     "(%{y:.2f}%)<extra>" + name + "</extra>")
     fig.update_xaxes(title="digit", type="category")
     fig.update_yaxes(title="share of images (%)")
-    return _layout(fig, height=300, barmode="group", legend=dict(orientation="h", y=1.12))
+    return _layout(fig, height=320, barmode="group", legend=dict(orientation="h", y=-0.25),
+                   margin=dict(l=10, r=10, t=20, b=60))
 
 
 def training_curves(history: dict, *, running: dict | None = None, title: str = "",
@@ -225,7 +226,7 @@ def roc_curves(roc: dict, auc: dict, *, corner: bool = False) -> go.Figure:
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
         fig.update_xaxes(title="false positive rate", range=[0, 1])
         fig.update_yaxes(title="true positive rate", range=[0, 1.01])
-    return _layout(fig, height=480)
+    return _layout(fig, height=560, legend=dict(orientation="h", y=-0.18), margin=dict(l=10, r=10, t=20, b=10))
 
 
 def auc_digits(values: list[float], *, least: int = 4, most: int = 7) -> int:

@@ -49,8 +49,8 @@ class Field:
             return f"1 to 3 comma-separated integers from {self._number(self.low)} to {self._number(self.high)}, e.g. 32,64"
         if self.kind == "optional_int":
             return f"an integer from {self._number(self.low)} to {self._number(self.high)}, or 0 for {self.zero_means}"
-        interval = f"{'more than' if self.low_open else 'from'} {self._number(self.low)} "
-        interval += f"{'up to' if self.low_open else 'to'} {self._number(self.high)}"
+        interval = (f"above {self._number(self.low)}, at most {self._number(self.high)}" if self.low_open
+                    else f"from {self._number(self.low)} to {self._number(self.high)}")
         return ("an integer " if self.kind == "int" else "a number ") + interval
 
 

@@ -173,7 +173,8 @@ class _Report:
         self.folder, self.config = folder, config
         self.trace = {"epoch": [], "loss": [], "accuracy": []}
         self.last: dict = {}
-        self.pace = None  # seconds per batch, exponentially smoothed
+        self.pace = None  # seconds per batch after the warm-up, exponentially smoothed
+        self.first = None  # (batches done, seconds elapsed) at the first report
         self.start = self.finishing_from = time.monotonic()
 
     def phase(self, name: str) -> None:
@@ -193,10 +194,14 @@ class _Report:
             self.trace["accuracy"].append(p.logs.get("accuracy"))
         done = (p.epoch - 1) * p.batches_per_epoch + p.batch
         total = p.num_epochs * p.batches_per_epoch
-        if done >= 5:  # smooth the pace, so the ETA does not jump with each report
-            pace = p.elapsed / done
-            self.pace = pace if self.pace is None else 0.7 * self.pace + 0.3 * pace
-        eta = None if self.pace is None else self.pace * (total - done) + finishing_seconds(self.config)
+        if self.first is None:  # the first report follows TensorFlow's warm-up: measure the pace from there
+            self.first = (done, p.elapsed)
+        elif done > self.first[0]:  # smooth the pace, so the ETA does not jump with each report
+            pace = (p.elapsed - self.first[1]) / (done - self.first[0])
+            self.pace = pace if self.pace is None else 0.8 * self.pace + 0.2 * pace
+        eta = self.last.get("eta")  # the whole-run estimate, until the pace is known
+        if self.pace is not None:
+            eta = self.pace * (total - done) + finishing_seconds(self.config)
         self._write(phase="training", epoch=p.epoch, num_epochs=p.num_epochs, batch=p.batch,
                     batches_per_epoch=p.batches_per_epoch, fraction=p.fraction, elapsed=p.elapsed, eta=eta,
                     logs=p.logs, history=p.history, trace=self.trace)

@@ -237,7 +237,7 @@ def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, p
             etas.append(int(match[1]) * 60 + int(match[2]) if match[1] else int(match[3]))
         time.sleep(0.5)
     assert {"Starting", "Training"} <= seen, seen
-    assert len(etas) >= 3 and max(abs(a - b) for a, b in zip(etas, etas[1:])) <= 30, etas
+    assert len(etas) >= 3 and max(abs(a - b) / max(a, b) for a, b in zip(etas, etas[1:])) <= 0.25, etas
     clicked = time.time()
     stop.click()
     page.get_by_text(re.compile("^Stopped")).first.wait_for(timeout=2_000)  # within 2 s of the click
@@ -259,7 +259,7 @@ def test_the_form_is_kept_after_visiting_home(server, page):
     images.focus()
     for _ in range(50):  # 60,000 → 10,000 in steps of 1,000, with the keyboard
         page.keyboard.press("ArrowLeft")
-    expect(images).to_have_attribute("aria-valuenow", "10000")
+    expect(images).to_have_value("10000")
     time.sleep(1)
     wait_idle(page)
     page.get_by_role("link", name="Home").first.click()
@@ -268,7 +268,7 @@ def test_the_form_is_kept_after_visiting_home(server, page):
     wait_idle(page)
     expect(preset).to_have_value("fast")
     expect(page.get_by_label("Epochs")).to_have_value("2")  # the fast preset's value, not reference's 10
-    expect(images).to_have_attribute("aria-valuenow", "10000")
+    expect(images).to_have_value("10000")
     assert "preset=fast" in page.url and "train_limit=10000" in page.url
 
 

@@ -95,15 +95,40 @@ def test_probability_bars_and_digit_views():
     assert len(grid.data) == 12 and grid.layout.annotations[11].text == "#11"
 
 
-def test_compare_and_parallel_coordinates():
+def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_constant_axes():
     histories = {"a": {"val_accuracy": [0.9, 0.95]}, "b": {"val_accuracy": [0.8, 0.85, 0.9]}}
-    fig = charts.compare_curves(histories)
+    colours = {"a": charts.run_colour("run-a"), "b": charts.run_colour("run-b")}
+    fig = charts.compare_curves(histories, colours=colours)
     assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[1].y) == [0.8, 0.85, 0.9]
-    rows = [{"learning_rate": 0.001, "batch_size": 32, "test_accuracy": 0.98},
-            {"learning_rate": 0.003, "batch_size": 128, "test_accuracy": 0.97}]
-    par = charts.parallel_coordinates(rows, ["learning_rate", "batch_size"])
+    alone = charts.compare_curves({"b": histories["b"]}, colours={"b": colours["b"]})
+    assert alone.data[0].line.color == fig.data[1].line.color == charts.run_colour("run-b")  # whatever is selected
+    rows = [{"learning_rate": 0.001, "batch_size": 32, "epochs": 5, "val_accuracy": 0.98},
+            {"learning_rate": 0.003, "batch_size": 128, "epochs": 5, "val_accuracy": 0.97}]
+    par = charts.parallel_coordinates(rows, ["learning_rate", "batch_size", "epochs"])
     assert isinstance(par.data[0], go.Parcoords)
-    assert [d.label for d in par.data[0].dimensions] == ["learning rate", "batch size", "test accuracy"]
+    assert [d.label for d in par.data[0].dimensions] == ["learning rate", "batch size", "val accuracy"]
+
+
+def test_roc_zoom_and_auc_digits_that_tell_models_apart(report):
+    corner = charts.roc_curves(report.roc, report.auc, corner=True)
+    assert corner.layout.xaxis.type == "log" and corner.layout.yaxis.range == (0.9, 1.002)
+    assert all(min(t.x) > 0 for t in corner.data)  # a log axis cannot show 0
+    assert charts.auc_digits([0.99991, 0.99994]) == 5 and charts.auc_digits([0.97, 0.98]) == 4
+    assert charts.auc_digits([0.999996, 1.0]) == 6  # 0.99999|6 must not read as 1.00000
+
+
+def test_epoch_axis_starts_at_zero_and_stays_readable_for_long_runs():
+    history = {"loss": list(np.linspace(1, 0.1, 35)), "val_loss": list(np.linspace(1, 0.2, 35))}
+    fig = charts.training_curves(history)
+    assert fig.layout.xaxis.range == (0, 35.5) and fig.layout.xaxis.dtick is None  # not 37 crammed labels
+    assert charts.training_curves({"loss": [1, 0.5]}).layout.xaxis.dtick == 1
+
+
+def test_confusion_hover_counts_images_in_good_english():
+    confusion = np.eye(10, dtype=int) * 5
+    confusion[4, 9] = 1
+    texts = list(charts.confusion_matrix(confusion).data[1].text)
+    assert texts[4 * 10 + 9] == "1 image" and texts[0] == "5 images" and texts[1] == "0 images"
 
 
 def test_charts_are_pure_and_serialisable(report):

@@ -25,7 +25,7 @@ def run_cli(*args, env=None):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--model", "rnn"], "argument --model: invalid choice: 'rnn'"),
     (["train", "--epochs", "ten"], "argument --epochs: num_epochs must be an integer from 1 to 200, got 'ten'"),
-    (["train", "--learning-rate", "5"], "learning_rate must be a number more than 0 up to 1, got 5.0"),
+    (["train", "--learning-rate", "5"], "learning_rate must be a number above 0, at most 1, got 5.0"),
     (["train", "--dropout", "1.5"], "dropout_rate must be a number from 0 to 0.9, got 1.5"),
     (["train", "--filters", "32,x"], "filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, "
                                      "got '32,x'"),

@@ -62,7 +62,7 @@ def test_the_form_is_kept_after_visiting_another_page(home):
 def test_bad_link_values_are_named_in_the_users_words_and_ignored(home):
     at = from_link({"learning_rate": "5", "num_epochs": "ten", "model": "rnn", "train_limit": "abc"})
     warnings = " ".join(shown(w.value) for w in at.warning)
-    assert "learning_rate must be a number more than 0 up to 1, got 5.0" in warnings
+    assert "learning_rate must be a number above 0, at most 1, got 5.0" in warnings
     assert "num_epochs must be an integer from 1 to 200, got 'ten'" in warnings
     assert "model must be one of ann, cnn, got 'rnn'" in warnings
     assert "train_limit must be an integer from 100 to 60000, or 0 for all 60,000, got 'abc'" in warnings
