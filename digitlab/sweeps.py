@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import itertools
 import json
 import os
@@ -267,8 +268,9 @@ def stored_sweep(name: str, url: str | None = None) -> SweepConfig | None:
     names = study_names(url)
     if name not in names:
         return None
-    study = optuna.load_study(study_name=name, storage=open_storage(url or storage_url()))
-    return SweepConfig.from_options({}, stored=study.user_attrs["sweep"])
+    with creation_lock(url or storage_url()):  # not while a worker is creating it
+        stored = load_study(name, url).user_attrs.get("sweep")
+    return SweepConfig.from_options({}, stored=stored) if stored else None
 
 
 def study_names(url: str | None = None) -> list[str]:
@@ -521,6 +523,41 @@ def summary(study) -> dict:
             "best_value": best.value if best else None, "best_params": best.params if best else None,
             "best_trial": best.number if best else None,
             "best_run_id": best.user_attrs.get("run_id") if best else None, "best_trial_test_accuracy": None}
+
+
+def trial_rows(study) -> list[dict]:
+    """Each trial as the Sweep page shows it: number, state, value (validation accuracy), params, values (per
+    epoch), epochs, seconds, progress (of a running one), run_id, worker and a note saying why it ended so."""
+    states = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.RUNNING: "running",
+              TrialState.WAITING: "queued", TrialState.FAIL: "failed"}
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        state, attrs = states[t.state], t.user_attrs
+        note = attrs.get("stopped") or attrs.get("skipped") or ""
+        if t.state == TrialState.FAIL:
+            state = "skipped" if "skipped" in attrs else "failed"
+            note = note or "its worker stopped (no heartbeat) or hit an error; queued again"
+        if "failed_trial" in t.system_attrs:
+            note = f"retry of #{t.system_attrs['failed_trial']}" + (f"; {note}" if note else "")
+        end = t.datetime_complete or (t.datetime_start and datetime.datetime.now())
+        rows.append({"number": t.number, "state": state, "value": t.value, "params": _params(t),
+                     "values": [v for _, v in sorted(t.intermediate_values.items())],
+                     "epochs": attrs.get("epochs_run"), "progress": attrs.get("progress"),
+                     "seconds": (end - t.datetime_start).total_seconds() if t.datetime_start else None,
+                     "run_id": attrs.get("run_id"), "worker": attrs.get("worker", ""), "note": note})
+    return rows
+
+
+def eta_seconds(rows: list[dict], num_trials: int) -> float | None:
+    """Seconds until the study has its trials, from the median trial so far, shared by the running workers."""
+    durations = sorted(r["seconds"] for r in rows if r["state"] in ("complete", "pruned") and r["seconds"])
+    if not durations:
+        return None
+    typical = durations[len(durations) // 2]
+    running = [r for r in rows if r["state"] == "running"]
+    left = max(0, num_trials - len(durations) - len(running)) * typical
+    left += sum(typical * (1 - ((r["progress"] or {}).get("fraction") or 0)) for r in running)
+    return left / max(1, len(running))
 
 
 def load_study(name: str, url: str | None = None):

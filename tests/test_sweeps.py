@@ -5,6 +5,7 @@ The PostgreSQL tests start a server of their own on loopback (`initdb` + `pg_ctl
 as root). Without PostgreSQL they skip, except when CI=true: then they fail.
 """
 
+import contextlib
 import getpass
 import json
 import os
@@ -177,3 +178,110 @@ def test_two_workers_started_at_once_on_a_fresh_postgresql_database_share_one_st
 
     model = load_model(best.user_attrs["run_id"], store=store)  # the best trial's model loads (safe mode)
     assert model.count_params() == run.metrics["num_parameters"]
+
+
+def test_a_worker_killed_mid_trial_has_its_trial_failed_by_the_heartbeat_and_another_finishes(home):
+    storage = sweeps.storage_url()  # SQLite in the home: two workers on one machine
+    options = ["--trials", "3", "--heartbeat", "1", "--param", "hidden_units=16..64", "--model", "ann",
+               "--train-limit", "2000", "--max-epochs", "3", "--pruner", "none"]
+    doomed, survivor = (sweep_worker("crash", storage, *options, env=worker_env(home)) for _ in range(2))
+    deadline, victim = time.time() + 300, None
+    while victim is None and time.time() < deadline:  # wait until the doomed worker is training a trial
+        time.sleep(0.5)
+        with contextlib.suppress(KeyError):
+            victim = next((t for t in sweeps.load_study("crash").get_trials(states=(TrialState.RUNNING,))
+                           if t.user_attrs.get("worker", "").endswith(f":{doomed.pid}")
+                           and t.user_attrs.get("progress")), None)
+    assert victim is not None, doomed.communicate(timeout=60)[1][-3000:]
+    doomed.send_signal(signal.SIGKILL)
+    out, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, err[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["trials_finished"] == 3
+
+    trials = {t.number: t for t in sweeps.load_study("crash").get_trials()}
+    assert trials[victim.number].state == TrialState.FAIL  # failed by the heartbeat, not by the worker
+    retry = [t for t in trials.values() if t.system_attrs.get("failed_trial") == victim.number]
+    assert [t.state for t in retry] == [TrialState.COMPLETE] and retry[0].params == victim.params
+    assert retry[0].user_attrs["worker"].endswith(f":{survivor.pid}")
+    assert sum(t.state == TrialState.COMPLETE for t in trials.values()) == 3
+
+
+def test_pruning_stops_a_clearly_bad_trial_early(home, mnist):
+    options = dict(model="ann", train_limit=2000, max_epochs=3, num_trials=4, pruner="median",
+                   params=("learning_rate=0.00001..0.01",))
+    study = sweeps.open_study("prune", options, url=sweeps.storage_url())[0]
+    for rate in (0.003, 0.002, 0.004, 0.00001):  # three sensible rates, then one far too small
+        study.enqueue_trial({"learning_rate": rate})
+    result = sweeps.run_worker("prune", {}, data=mnist)
+
+    *good, bad = study.get_trials()
+    assert [t.state for t in good] == [TrialState.COMPLETE] * 3 and bad.state == TrialState.PRUNED
+    assert len(bad.intermediate_values) == 1 and all(len(t.intermediate_values) == 3 for t in good)
+    assert bad.intermediate_values[1] < min(t.intermediate_values[1] for t in good) - 0.2  # clearly bad
+    run = RunStore().get_run(bad.user_attrs["run_id"])  # kept, like every trial
+    assert run.status == "FINISHED" and run.stopped == "pruned" and bad.user_attrs["epochs_run"] < 3
+    assert result["trials_finished"] == 4 and result["best_trial"] in (0, 1, 2)
+    assert result["best_value"] == max(t.value for t in good)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Sweep page
+# ---------------------------------------------------------------------------------------------------------------
+
+def history_points(at) -> int:
+    """Trials plotted in the page's optimisation-history chart (0 before it appears)."""
+    for chart in at.get("plotly_chart"):
+        figure = json.loads(chart.proto.spec)
+        if "Optimization History" in json.dumps(figure["layout"].get("title", "")):
+            return len(figure["data"][0]["x"])
+    return 0
+
+
+def test_the_sweep_page_starts_a_sweep_shows_it_grow_and_stops_it(home):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import APP, assert_healthy
+
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page("views/sweep.py").run()
+    at.text_input(key="study").set_value("page")
+    at.segmented_control(key="sweep-kind").set_value("ann")
+    for key, value in (("trials", 3), ("max-epochs", 3), ("sweep-limit", 2000)):
+        at.number_input(key=key).set_value(value)
+    at.multiselect(key="params").set_value(["hidden_units"]).run()
+    assert_healthy(at) and not at.error
+    at.button(key="start-sweep").click().run()
+    seen, deadline = [], time.time() + 300
+    while (not seen or seen[-1] < 2) and time.time() < deadline:
+        time.sleep(1)
+        seen.append(history_points(at.run()))
+        assert_healthy(at)
+    assert seen[-1] == 2 and 1 in seen, seen  # the history grew trial by trial
+    at.button(key="stop-sweep").click().run()
+    while sweeps.background_alive("page") and time.time() < deadline:
+        time.sleep(1)
+    at.run()
+    assert_healthy(at)
+    assert not [b for b in at.button if b.key == "stop-sweep"]  # nothing left to stop
+    rows = sweeps.trial_rows(sweeps.load_study("page"))
+    assert [r["state"] for r in rows][:2] == ["complete", "complete"]
+    assert all(r["state"] == "pruned" and r["note"] == "stopped" for r in rows[2:])  # kept, marked stopped
+    assert json.loads((home / "sweeps" / "page.log").read_text().splitlines()[-1])["ended"] == "stopped"
+    at.button(key="use-best").click().run()
+    best = max(rows[:2], key=lambda r: r["value"])
+    assert at.session_state.model_id == best["run_id"] == at.session_state["draw-ann"]
+    assert any("Test accuracy of the best trial" in m.label for m in at.metric)
+
+
+def test_sweeps_are_off_in_the_public_demo(home, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from digitlab.limits import PUBLIC
+
+    monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
+    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run()
+    at.switch_page("views/sweep.py").run()
+    assert not at.exception and "Sweeps are off in the public demo" in at.info[0].value
+    assert not [b for b in at.button if b.key == "start-sweep"]
+    with pytest.raises(ValueError, match="sweeps are off in the public demo"):  # and on the server side
+        sweeps.start_background("crafted", sweeps.SweepConfig(), limits=PUBLIC)
