@@ -160,7 +160,8 @@ def trial_curves(trials: list[dict]) -> go.Figure:
                                     size=[6] * (len(values) - 1) + [12 if pruned else 6]))
     fig.update_xaxes(title="epoch", dtick=1)
     fig.update_yaxes(title="validation accuracy")
-    return _layout(fig, height=380, legend=dict(orientation="h", y=-0.2))
+    return _layout(fig, height=380, title="Each trial, epoch by epoch (dotted, ending in ×: pruned)",
+                   legend=dict(orientation="h", y=-0.2))
 
 
 def importances(values: dict[str, float]) -> go.Figure:
@@ -169,7 +170,7 @@ def importances(values: dict[str, float]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[values[n] for n in names], y=[n.replace("_", " ") for n in names], orientation="h",
                            text=[f"{values[n]:.0%}" for n in names], marker_color=TRAIN))
     fig.update_xaxes(title="importance for validation accuracy (fANOVA)", range=[0, 1], tickformat=".0%")
-    return _layout(fig, height=max(160, 60 + 40 * len(names)))
+    return _layout(fig, height=max(180, 80 + 40 * len(names)), title="Hyperparameter importances")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -34,10 +34,10 @@ pruner = row[4].selectbox("Pruner", sweeps.PRUNERS, key="pruner",
                                "hyperband: successive halving over epochs.")
 chosen = st.multiselect("Hyperparameters to search", list(sweeps.SEARCHABLE), default=list(sweeps.DEFAULT_PARAMS),
                         key="params", format_func=lambda n: n.replace("_", " "))
-ranges = {}
+ranges, columns = {}, st.columns(4)
 for i, param in enumerate(chosen):
     default, log, _ = sweeps.SEARCHABLE[param]
-    ranges[param] = st.columns(4)[i % 4].text_input(
+    ranges[param] = columns[i % 4].text_input(
         param.replace("_", " "), default.format(max_epochs=int(max_epochs)), key=f"range-{param}",
         help=("low..high, searched on a log scale" if log else "low..high") + ", or choices a,b,c")
 
@@ -53,7 +53,11 @@ except ValueError as error:
     st.error(f"Cannot sweep with these settings: {error}", icon="🚫")
 
 running = st.session_state.get("sweep") and sweeps.background_alive(st.session_state.sweep)
+studies = sweeps.study_names()
 if sweep is not None:
+    if name in studies:
+        st.caption(f"Study {name} exists: Start adds a worker to it (the settings must match); pick a new name "
+                   "for a new sweep.")
     longest = jobs.estimate_seconds(sweep.trial_config({}))
     st.caption(f"A trial of {sweep.max_epochs} epochs takes about {ui.seconds(longest)} here; {sweep.num_trials} "
                f"trials at most {ui.seconds(longest * sweep.num_trials)} (pruning ends many sooner).")
@@ -66,11 +70,10 @@ if sweep is not None:
             st.error(f"Cannot start this sweep: {error}", icon="🚫")
 
 # The live view of a study: progress, charts, trials; Stop; the best trial as the selected model.
-studies = sweeps.study_names()
 watched = st.session_state.get("sweep")
-if studies:
+if studies and (watched in studies or not running):  # a sweep just started is watched before its study exists
     watched = st.selectbox("Watch study", studies, index=studies.index(watched) if watched in studies else 0,
-                           key="watch")
+                           key=f"watch-{len(studies)}")  # a new study resets the choice to the one just started
 elif not running:
     st.info("No sweeps yet: start one above, or from a terminal with `python -m digitlab sweep`.", icon="🔎")
     st.stop()
