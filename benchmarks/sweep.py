@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from digitlab import sweeps
+from digitlab import studies, sweeps
 from digitlab.data import home_dir, load_mnist
 from digitlab.training import train
 
@@ -52,7 +52,7 @@ def sweep(workers: int, args) -> dict:
         if p.returncode:
             raise RuntimeError(err[-3000:])
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    rows = sweeps.trial_rows(sweeps.load_study("bench", f"sqlite:///{home / 'sweeps.db'}"))
+    rows = studies.trial_rows(studies.load_study("bench", f"sqlite:///{home / 'sweeps.db'}"))
     finished = [r for r in rows if r["state"] in ("complete", "pruned")]
     epochs = sum(r["epochs"] or 0 for r in finished)
     out = {"workers": workers, "seconds": round(seconds, 1), "trials_finished": len(finished),

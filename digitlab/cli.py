@@ -195,7 +195,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from . import sweeps  # noqa: PLC0415
+    from . import sweep_worker  # noqa: PLC0415
 
     if args.timeout is not None and args.timeout <= 0 or args.heartbeat < 1:
         raise UsageError("--timeout must be above 0 minutes and --heartbeat at least 1 second")
@@ -204,8 +204,8 @@ def cmd_sweep(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow loads at the first trial, after the study opens
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # each trial is a new model: retracing is expected
     say = (lambda text: None) if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
-    result = sweeps.run_worker(args.study, options, url=args.storage, heartbeat=args.heartbeat, on_event=say,
-                               timeout=args.timeout * 60 if args.timeout else None)
+    result = sweep_worker.run_worker(args.study, options, url=args.storage, heartbeat=args.heartbeat,
+                                     timeout=args.timeout * 60 if args.timeout else None, on_event=say)
     if not args.json and result["best_run_id"]:
         print(f"best of {result['trials_finished']} finished trials: #{result['best_trial']} val_accuracy "
               f"{result['best_value']:.4f} {result['best_params']}  run {result['best_run_id']}"

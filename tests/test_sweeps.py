@@ -22,7 +22,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from digitlab import sweeps
+from digitlab import studies, sweep_worker, sweeps
 from digitlab.cli import main
 from digitlab.runs import RunStore
 
@@ -78,6 +78,7 @@ def test_a_joining_worker_takes_the_stored_settings_and_may_not_change_them():
     (["sweep", "--study", "my study"], "study must be 1-64 letters, digits"),
     (["sweep", "--study", "s", "--param", "dropout_rate=0..2"], "dropout_rate must be a number in [0, 0.9]"),
     (["sweep", "--study", "s", "--storage", "postgres//nowhere"], "storage must be a database URL like"),
+    (["sweep", "--study", "s", "--storage", "postgresql://me@127.0.0.1:1/db"], "cannot open the storage postgresql://"),
     (["sweep", "--study", "s", "--timeout", "0"], "--timeout must be above 0 minutes"),
     (["sweep"], "the following arguments are required: --study"),
 ])
@@ -135,7 +136,7 @@ def postgres():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def sweep_worker(study, storage, *options, env):
+def start_worker(study, storage, *options, env):
     """`python -m digitlab sweep` as a separate process, as people start workers."""
     return subprocess.Popen([sys.executable, "-m", "digitlab", "sweep", "--study", study, "--storage", storage,
                              *options, "--json"], cwd=env["DIGITLAB_HOME"], env=env, text=True,
@@ -151,7 +152,7 @@ def test_two_workers_started_at_once_on_a_fresh_postgresql_database_share_one_st
     env = worker_env(home, MLFLOW_TRACKING_URI=tracking)
     options = ["--trials", "6", "--param", "batch_size=32,64", "--param", "hidden_units=16,32,64",
                *(f"--{k.replace('_', '-')}={v}" for k, v in TINY.items())]
-    workers = [sweep_worker("pair", storage, *options, env=env) for _ in range(2)]  # the same moment
+    workers = [start_worker("pair", storage, *options, env=env) for _ in range(2)]  # the same moment
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
@@ -185,15 +186,15 @@ def test_two_workers_started_at_once_on_a_fresh_postgresql_database_share_one_st
 
 
 def test_a_worker_killed_mid_trial_has_its_trial_failed_by_the_heartbeat_and_another_finishes(home):
-    storage = sweeps.storage_url()  # SQLite in the home: two workers on one machine
+    storage = studies.storage_url()  # SQLite in the home: two workers on one machine
     options = ["--trials", "3", "--heartbeat", "1", "--param", "hidden_units=16..64", "--model", "ann",
                "--train-limit", "2000", "--max-epochs", "3", "--pruner", "none"]
-    doomed, survivor = (sweep_worker("crash", storage, *options, env=worker_env(home)) for _ in range(2))
+    doomed, survivor = (start_worker("crash", storage, *options, env=worker_env(home)) for _ in range(2))
     deadline, victim = time.time() + 300, None
     while victim is None and time.time() < deadline:  # wait until the doomed worker is training a trial
         time.sleep(0.5)
         with contextlib.suppress(KeyError):
-            victim = next((t for t in sweeps.load_study("crash").get_trials(states=(TrialState.RUNNING,))
+            victim = next((t for t in studies.load_study("crash").get_trials(states=(TrialState.RUNNING,))
                            if t.user_attrs.get("worker", "").endswith(f":{doomed.pid}")
                            and t.user_attrs.get("progress")), None)
     assert victim is not None, doomed.communicate(timeout=60)[1][-3000:]
@@ -202,7 +203,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_by_the_heartbeat_and_ano
     assert survivor.returncode == 0, err[-3000:]
     assert json.loads(out.strip().splitlines()[-1])["trials_finished"] == 3
 
-    trials = {t.number: t for t in sweeps.load_study("crash").get_trials()}
+    trials = {t.number: t for t in studies.load_study("crash").get_trials()}
     assert trials[victim.number].state == TrialState.FAIL  # failed by the heartbeat, not by the worker
     retry = [t for t in trials.values() if t.system_attrs.get("failed_trial") == victim.number]
     assert [t.state for t in retry] == [TrialState.COMPLETE] and retry[0].params == victim.params
@@ -213,10 +214,10 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_by_the_heartbeat_and_ano
 def test_pruning_stops_a_clearly_bad_trial_early(home, mnist):
     options = dict(model="ann", train_limit=2000, max_epochs=3, num_trials=4, pruner="median",
                    params=("learning_rate=0.00001..0.01",))
-    study = sweeps.open_study("prune", options, url=sweeps.storage_url())[0]
+    study = studies.open_study("prune", options, url=studies.storage_url())[0]
     for rate in (0.003, 0.002, 0.004, 0.00001):  # three sensible rates, then one far too small
         study.enqueue_trial({"learning_rate": rate})
-    result = sweeps.run_worker("prune", {}, data=mnist)
+    result = sweep_worker.run_worker("prune", {}, data=mnist)
 
     *good, bad = study.get_trials()
     assert [t.state for t in good] == [TrialState.COMPLETE] * 3 and bad.state == TrialState.PRUNED
@@ -262,12 +263,12 @@ def test_the_sweep_page_starts_a_sweep_shows_it_grow_and_stops_it(home):
         assert_healthy(at)
     assert seen[-1] == 2 and 1 in seen, seen  # the history grew trial by trial
     at.button(key="stop-sweep").click().run()
-    while sweeps.background_alive("page") and time.time() < deadline:
+    while studies.background_alive("page") and time.time() < deadline:
         time.sleep(1)
     at.run()
     assert_healthy(at)
     assert not [b for b in at.button if b.key == "stop-sweep"]  # nothing left to stop
-    rows = sweeps.trial_rows(sweeps.load_study("page"))
+    rows = studies.trial_rows(studies.load_study("page"))
     assert [r["state"] for r in rows][:2] == ["complete", "complete"]
     assert all(r["state"] == "pruned" and r["note"] == "stopped" for r in rows[2:])  # kept, marked stopped
     assert json.loads((home / "sweeps" / "page.log").read_text().splitlines()[-1])["ended"] == "stopped"
@@ -288,4 +289,4 @@ def test_sweeps_are_off_in_the_public_demo(home, monkeypatch):
     assert not at.exception and "Sweeps are off in the public demo" in at.info[0].value
     assert not [b for b in at.button if b.key == "start-sweep"]
     with pytest.raises(ValueError, match="sweeps are off in the public demo"):  # and on the server side
-        sweeps.start_background("crafted", sweeps.SweepConfig(), limits=PUBLIC)
+        studies.start_background("crafted", sweeps.SweepConfig(), limits=PUBLIC)

@@ -2,7 +2,7 @@ import time
 
 import streamlit as st
 
-from digitlab import config as cfg, jobs, sweeps
+from digitlab import config as cfg, jobs, studies, sweeps
 from views import ui
 from views.sweep_live import sweep_view
 
@@ -52,8 +52,8 @@ except ValueError as error:
     sweep = None
     st.error(f"Cannot sweep with these settings: {error}", icon="🚫")
 
-running = st.session_state.get("sweep") and sweeps.background_alive(st.session_state.sweep)
-studies = sweeps.study_names()
+running = st.session_state.get("sweep") and studies.background_alive(st.session_state.sweep)
+studies = studies.study_names()
 if sweep is not None:
     if name in studies:
         st.caption(f"Study {name} exists: Start adds a worker to it (the settings must match); pick a new name "
@@ -63,7 +63,7 @@ if sweep is not None:
                f"trials at most {ui.seconds(longest * sweep.num_trials)} (pruning ends many sooner).")
     if st.button("Start the sweep", type="primary", key="start-sweep", disabled=bool(running)):
         try:
-            sweeps.start_background(name, sweep, timeout=budget * 60 or None, limits=ui.limits())
+            studies.start_background(name, sweep, timeout=budget * 60 or None, limits=ui.limits())
             st.session_state.sweep = name
             st.rerun()
         except ValueError as error:

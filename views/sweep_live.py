@@ -8,18 +8,18 @@ import optuna
 import pandas as pd
 import streamlit as st
 
-from digitlab import charts, sweeps
+from digitlab import charts, studies
 from views import ui
 
 
 @st.cache_resource(show_spinner=False)
 def _storage(url: str):
-    return sweeps.open_storage(url)
+    return studies.open_storage(url)
 
 
 def _study(name: str):
     try:
-        study = optuna.load_study(study_name=name, storage=_storage(sweeps.storage_url()))
+        study = optuna.load_study(study_name=name, storage=_storage(studies.storage_url()))
     except KeyError:  # its worker has not created it yet
         return None
     return study if "sweep" in study.user_attrs else None  # or is creating it right now
@@ -27,8 +27,8 @@ def _study(name: str):
 
 def sweep_view(name: str) -> None:
     study = _study(name)
-    started_active = sweeps.background_alive(name) or study is not None and any(
-        r["state"] == "running" for r in sweeps.trial_rows(study))
+    started_active = studies.background_alive(name) or study is not None and any(
+        r["state"] == "running" for r in studies.trial_rows(study))
 
     @st.fragment(run_every=2.0 if started_active else None)
     def live():
@@ -36,8 +36,8 @@ def sweep_view(name: str) -> None:
         if study is None:
             st.info("Starting the sweep's worker (it loads TensorFlow and MNIST first)…", icon="⏳")
             return
-        settings, rows = study.user_attrs["sweep"], sweeps.trial_rows(study)
-        active = sweeps.background_alive(name) or any(r["state"] == "running" for r in rows)
+        settings, rows = study.user_attrs["sweep"], studies.trial_rows(study)
+        active = studies.background_alive(name) or any(r["state"] == "running" for r in rows)
         finished = [r for r in rows if r["state"] in ("complete", "pruned")]
         complete = [r for r in finished if r["state"] == "complete"]
         best = max(complete, key=lambda r: r["value"]) if complete else None
@@ -46,12 +46,12 @@ def sweep_view(name: str) -> None:
         text += f" · {sum(r['state'] == 'pruned' for r in finished)} pruned"
         text += f" · best validation accuracy {best['value']:.2%} (#{best['number']})" if best else ""
         if active:
-            text += f" · ETA {ui.seconds(sweeps.eta_seconds(rows, settings['num_trials']))}"
+            text += f" · ETA {ui.seconds(studies.eta_seconds(rows, settings['num_trials']))}"
         st.progress(min(1.0, len(finished) / settings["num_trials"]), text=text)
         if active and st.button("Stop the sweep", key="stop-sweep",
                                 help="Every worker of this study stops; running trials end within seconds and "
                                      "keep their model."):
-            sweeps.request_stop(name)
+            studies.request_stop(name)
             st.toast("Stopping: running trials end within seconds.")
 
         if complete:
