@@ -5,7 +5,8 @@
 For each worker count, a fresh study in a fresh DigitLab home (SQLite storage, SQLite MLflow store) is swept by
 that many `python -m digitlab sweep` processes started at once (the defaults: a CNN on the `reference` preset,
 searching learning rate, dropout, batch size and hidden units, median pruner). Timed from the start to the last
-worker's exit: trials per minute and trained epochs per minute (pruning makes trials differ in length).
+worker's exit: trials per minute and trained epochs per minute (pruning makes trials differ in length), and the
+workers' CPU time, which other load on a shared machine changes far less than the wall time.
 
 Then, in the same conditions (the same training images and validation split, `--max-epochs` epochs, early stopping
 off), the `reference` preset is trained once per seed, and the 1-worker sweep's best configuration is trained again
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,11 +45,13 @@ def sweep(workers: int, args) -> dict:
     command = [sys.executable, "-m", "digitlab", "sweep", "--study", "bench", "--model", "cnn", "--trials",
                str(args.trials), "--train-limit", str(args.train_limit), "--max-epochs", str(args.max_epochs)]
     load_before = Path("/proc/loadavg").read_text().split()[:3]
+    cpu_before = _children_cpu()
     start = time.time()
     procs = [subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(workers)]
     outputs = [p.communicate() for p in procs]
     seconds = time.time() - start
+    cpu = _children_cpu() - cpu_before  # the workers' CPU time: what the sweep costs whatever else runs
     for p, (_, err) in zip(procs, outputs):
         if p.returncode:
             raise RuntimeError(err[-3000:])
@@ -58,12 +62,18 @@ def sweep(workers: int, args) -> dict:
     out = {"workers": workers, "seconds": round(seconds, 1), "trials_finished": len(finished),
            "pruned": sum(r["state"] == "pruned" for r in finished), "epochs_trained": epochs,
            "trials_per_minute": round(len(finished) / seconds * 60, 2),
-           "epochs_per_minute": round(epochs / seconds * 60, 2), "loadavg_before": load_before,
+           "epochs_per_minute": round(epochs / seconds * 60, 2), "cpu_seconds": round(cpu, 1),
+           "cpu_seconds_per_epoch": round(cpu / max(1, epochs), 2), "loadavg_before": load_before,
            "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
            "best": next(r for r in results if r["best_trial_test_accuracy"] is not None),
            "trials": [{k: r[k] for k in ("number", "state", "value", "params", "epochs", "seconds")} for r in rows]}
     print(json.dumps({k: v for k, v in out.items() if k != "trials"}), flush=True)
     return out
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def validation_accuracy(config, data) -> float:
@@ -96,11 +106,13 @@ def main():
     }
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nCPU: {report['cpu']}")
-    print("| workers | wall time | trials finished (pruned) | trials/min | epochs/min | load before → after |")
-    print("|---|---|---|---|---|---|")
+    print("| workers | wall time | trials finished (pruned) | epochs | trials/min | epochs/min | worker CPU | "
+          "CPU s/epoch | load before → after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['workers']} | {r['seconds'] / 60:.1f} min | {r['trials_finished']} ({r['pruned']}) | "
-              f"{r['trials_per_minute']} | {r['epochs_per_minute']} | {' '.join(r['loadavg_before'])} → "
+              f"{r['epochs_trained']} | {r['trials_per_minute']} | {r['epochs_per_minute']} | "
+              f"{r['cpu_seconds'] / 60:.1f} min | {r['cpu_seconds_per_epoch']} | {' '.join(r['loadavg_before'])} → "
               f"{' '.join(r['loadavg_after'])} |")
     print(f"\nbest trial val_accuracy {best['best_value']:.4f} {best['best_params']}; same config, other seeds "
           f"{_mean_std(again)}; reference preset {_mean_std(reference)} (seeds {args.seeds}); best trial's test "

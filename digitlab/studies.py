@@ -262,6 +262,14 @@ def background_alive(name: str) -> bool:
     return False
 
 
+def worker_log(name: str) -> str:
+    """The last line the Sweep page's worker for study `name` wrote (its error, when it failed)."""
+    with contextlib.suppress(OSError):
+        lines = (home_dir() / "sweeps" / f"{check_study_name(name)}.log").read_text().strip().splitlines()
+        return lines[-1] if lines else "it wrote nothing"
+    return "it left no log"
+
+
 def trial_params(trial) -> dict:
     """A trial's parameters, also for a queued one (enqueue_trial keeps them aside until the trial starts)."""
     return trial.params or trial.system_attrs.get("fixed_params", {})

@@ -53,9 +53,9 @@ except ValueError as error:
     st.error(f"Cannot sweep with these settings: {error}", icon="🚫")
 
 running = st.session_state.get("sweep") and studies.background_alive(st.session_state.sweep)
-studies = studies.study_names()
+existing = studies.study_names()
 if sweep is not None:
-    if name in studies:
+    if name in existing:
         st.caption(f"Study {name} exists: Start adds a worker to it (the settings must match); pick a new name "
                    "for a new sweep.")
     longest = jobs.estimate_seconds(sweep.trial_config({}))
@@ -71,9 +71,11 @@ if sweep is not None:
 
 # The live view of a study: progress, charts, trials; Stop; the best trial as the selected model.
 watched = st.session_state.get("sweep")
-if studies and (watched in studies or not running):  # a sweep just started is watched before its study exists
-    watched = st.selectbox("Watch study", studies, index=studies.index(watched) if watched in studies else 0,
-                           key=f"watch-{len(studies)}")  # a new study resets the choice to the one just started
+if watched and watched not in existing and not running:
+    st.error(f"The sweep {watched} ended before it began: {studies.worker_log(watched)}", icon="❌")
+if existing and (watched in existing or not running):  # a sweep just started is watched before its study exists
+    watched = st.selectbox("Watch study", existing, index=existing.index(watched) if watched in existing else 0,
+                           key=f"watch-{len(existing)}")  # a new study resets the choice to the one just started
 elif not running:
     st.info("No sweeps yet: start one above, or from a terminal with `python -m digitlab sweep`.", icon="🔎")
     st.stop()

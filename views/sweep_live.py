@@ -33,8 +33,11 @@ def sweep_view(name: str) -> None:
     @st.fragment(run_every=2.0 if started_active else None)
     def live():
         study = _study(name)
+        if study is None and studies.background_alive(name):
+            st.info("Starting the sweep's worker…", icon="⏳")
+            return
         if study is None:
-            st.info("Starting the sweep's worker (it loads TensorFlow and MNIST first)…", icon="⏳")
+            st.error(f"The sweep's worker ended before its study began: {studies.worker_log(name)}", icon="❌")
             return
         settings, rows = study.user_attrs["sweep"], studies.trial_rows(study)
         active = studies.background_alive(name) or any(r["state"] == "running" for r in rows)
@@ -73,7 +76,7 @@ def sweep_view(name: str) -> None:
             column_config={"validation accuracy": st.column_config.NumberColumn(format="percent")})
 
         if best and best["run_id"]:
-            if not active:  # chosen on validation; its test accuracy is read once, now that the sweep has ended
+            if not active and ui.store():  # chosen on validation; its test accuracy is read once, at the end
                 test = ui.store().get_run(best["run_id"]).test_accuracy
                 st.metric(f"Test accuracy of the best trial (#{best['number']}, chosen on validation accuracy)",
                           f"{test:.2%}")
