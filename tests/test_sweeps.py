@@ -229,6 +229,22 @@ def test_pruning_stops_a_clearly_bad_trial_early(home, mnist):
     assert result["best_value"] == max(t.value for t in good)
 
 
+def test_the_time_budget_stops_the_running_trial_and_ends_the_worker(home, mnist):
+    options = dict(model="ann", train_limit=20_000, max_epochs=50, num_trials=5, params=("hidden_units",))
+    started = time.time()
+    result = sweep_worker.run_worker("budget", options, timeout=10, data=mnist)
+    [trial] = studies.load_study("budget").get_trials()  # 50 epochs of 18,000 images: far beyond 10 s
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["stopped"] == "time budget"
+    assert result["ended"] == "time budget spent" and result["trials_finished"] == 1
+    assert trial.user_attrs["epochs_run"] < 50 and time.time() - started < 120  # evaluation and export included
+
+
+def test_hyperband_runs_over_the_epochs_a_trial_may_train():
+    searched = sweeps.SweepConfig(pruner="hyperband", max_epochs=6, params=("num_epochs=2..4",))
+    assert studies._pruner(searched)._max_resource == 4
+    assert studies._pruner(sweeps.SweepConfig(pruner="hyperband", max_epochs=6))._max_resource == 6
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The Sweep page
 # ---------------------------------------------------------------------------------------------------------------
