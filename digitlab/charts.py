@@ -160,6 +160,36 @@ def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str 
     return _layout(fig, height=380, margin=dict(l=60, r=40, t=60, b=20))
 
 
+def trial_curves(trials: list[dict]) -> go.Figure:
+    """A sweep's trials epoch by epoch: one line each, pruned trials dotted and ending in an ×, running ones thin.
+
+    trials : dicts with number, values (validation accuracy per epoch, from epoch 1) and state ("complete",
+        "pruned" or "running").
+    """
+    fig = go.Figure()
+    for trial in trials:
+        values, pruned = list(trial["values"]), trial["state"] == "pruned"
+        fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=f"#{trial['number']} {trial['state']}",
+                        mode="lines+markers", line=dict(color=PALETTE[trial["number"] % len(PALETTE)],
+                                                        dash="dot" if pruned else None,
+                                                        width=1 if trial["state"] == "running" else 2),
+                        marker=dict(symbol=["circle"] * (len(values) - 1) + ["x" if pruned else "circle"],
+                                    size=[6] * (len(values) - 1) + [12 if pruned else 6]))
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(title="validation accuracy")
+    return _layout(fig, height=380, title="Each trial, epoch by epoch (dotted, ending in ×: pruned)",
+                   legend=dict(orientation="h", y=-0.2))
+
+
+def importances(values: dict[str, float]) -> go.Figure:
+    """Hyperparameter importances (fractions summing to 1), the most important on top."""
+    names = sorted(values, key=values.get)
+    fig = go.Figure(go.Bar(x=[values[n] for n in names], y=[n.replace("_", " ") for n in names], orientation="h",
+                           text=[f"{values[n]:.0%}" for n in names], marker_color=TRAIN))
+    fig.update_xaxes(title="importance for validation accuracy (fANOVA)", range=[0, 1], tickformat=".0%")
+    return _layout(fig, height=max(180, 80 + 40 * len(names)), title="Hyperparameter importances")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------------------------

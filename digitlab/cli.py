@@ -1,4 +1,4 @@
-"""Command line: `python -m digitlab train|evaluate|predict|runs`. The same functions the dashboard calls.
+"""Command line: `python -m digitlab train|evaluate|predict|runs|sweep`. The same functions the dashboard calls.
 
 Exit codes: 0 success; 2 bad usage or bad input (one line saying what was wrong, what is allowed, how to fix);
 1 unexpected failure (set DIGITLAB_DEBUG=1 for the traceback).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -59,6 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
 
+    s = sub.add_parser("sweep", help="search hyperparameters with Optuna; workers on one study share its trials")
+    s.add_argument("--study", required=True, help="the study's name; workers given the same one share its trials")
+    s.add_argument("--trials", type=int, dest="num_trials", metavar="N", help="finished trials the study is done at (default 20)")
+    s.add_argument("--model", choices=cfg.MODELS, help="default: cnn")
+    s.add_argument("--preset", choices=cfg.PRESETS, help="values for everything not searched (default: reference)")
+    s.add_argument("--param", action="append", dest="params", metavar="NAME[=RANGE]",
+                   help="a hyperparameter to search, repeatable: learning_rate, dropout_rate=0..0.3, "
+                        "batch_size=32,64 (default: learning_rate, dropout_rate, batch_size, hidden_units)")
+    s.add_argument("--max-epochs", type=int, metavar="N", help="epochs of every trial (the cap when num_epochs is searched)")
+    s.add_argument("--train-limit", type=int, metavar="N", help="use only the first N training images")
+    s.add_argument("--seed", type=int, help="training seed, the same in every trial")
+    s.add_argument("--pruner", choices=("median", "hyperband", "none"), help="default: median")
+    s.add_argument("--storage", metavar="URL", help="Optuna storage, e.g. postgresql://user@db-host/digitlab "
+                   "(default: $DIGITLAB_SWEEP_STORAGE, else data/sweeps.db)")
+    s.add_argument("--timeout", type=float, metavar="MINUTES", help="this worker starts no trial after it and "
+                   "stops its running one")
+    s.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
+                   help="a dead worker's trial is failed and queued again after 2× this (default 10)")
+    s.add_argument("--json", action="store_true", help="no per-trial lines on stderr")
+
     r = sub.add_parser("runs", help="list tracked runs, newest first")
     r.add_argument("--limit", type=int, default=50)
     r.add_argument("--json", action="store_true")
@@ -68,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs}[
-            args.command](args)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
+                "sweep": cmd_sweep}[args.command](args)
     except UsageError as error:
         print(f"digitlab: error: {error}", file=sys.stderr)
         return 2
@@ -162,6 +183,27 @@ def cmd_predict(args) -> int:
             else:
                 print(f"{name}  digit {digit}  ({probs[digit]:.1%})")
     return 2 if failed else 0
+
+
+def cmd_sweep(args) -> int:
+    from . import sweep_worker  # noqa: PLC0415
+
+    if args.timeout is not None and args.timeout <= 0 or args.heartbeat < 1:
+        raise UsageError("--timeout must be above 0 minutes and --heartbeat at least 1 second")
+    options = {k: getattr(args, k) for k in ("model", "preset", "params", "num_trials", "max_epochs", "train_limit",
+                                             "seed", "pruner")}
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow loads at the first trial, after the study opens
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # each trial is a new model: retracing is expected
+    say = (lambda text: None) if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+    result = sweep_worker.run_worker(args.study, options, url=args.storage, heartbeat=args.heartbeat,
+                                     timeout=args.timeout * 60 if args.timeout else None, on_event=say)
+    if not args.json and result["best_run_id"]:
+        print(f"best of {result['trials_finished']} finished trials: #{result['best_trial']} val_accuracy "
+              f"{result['best_value']:.4f} {result['best_params']}  run {result['best_run_id']}"
+              + (f"  (its test accuracy, reported once: {result['best_trial_test_accuracy']:.2%})"
+                 if result["best_trial_test_accuracy"] is not None else ""), file=sys.stderr)
+    print(json.dumps(result))
+    return 0
 
 
 def cmd_runs(args) -> int:

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class RunStore:
         from mlflow.entities import Param  # noqa: PLC0415
 
         all_tags = {"digitlab.model": config.model, "digitlab.preset": preset, "digitlab.pid": str(os.getpid()),
-                    **(tags or {})}
+                    "digitlab.host": socket.gethostname(), **(tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=_run_name(config, preset), tags=all_tags)
         params = {**config.to_params(), "preset": preset}
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
@@ -122,11 +123,17 @@ class RunStore:
         self.client.set_terminated(run_id, "KILLED" if reason == "cancelled" else "FAILED")
 
     def recover(self) -> list[str]:
-        """Mark RUNNING runs whose process is gone as FAILED/interrupted; returns their ids."""
+        """Mark RUNNING runs whose process is gone as FAILED/interrupted; returns their ids.
+
+        Only runs a process on this host started: another machine's worker (a sweep sharing a PostgreSQL store)
+        is not ours to judge, nor is a run with no process of its own (a sweep's parent run).
+        """
         fixed = []
         for run in self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'"):
-            pid = int(run.data.tags.get("digitlab.pid", "0") or 0)
-            if not process_alive(pid):
+            tags = run.data.tags
+            if "digitlab.pid" not in tags or tags.get("digitlab.host", socket.gethostname()) != socket.gethostname():
+                continue
+            if not process_alive(int(tags["digitlab.pid"] or 0)):
                 self.fail_run(run.info.run_id, "interrupted")
                 fixed.append(run.info.run_id)
         return fixed
@@ -204,8 +211,8 @@ class RunStore:
 
 def _summary(run) -> RunSummary:
     params = dict(run.data.params)
-    try:
-        config = RunConfig.from_params(params)
+    try:  # a sweep's parent run holds the search space, not a model
+        config = None if run.data.tags.get("digitlab.role") == "sweep" else RunConfig.from_params(params)
     except (ValueError, TypeError):
         config = None
     return RunSummary(
