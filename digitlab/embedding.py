@@ -75,12 +75,16 @@ def place(embedding: Embedding, hidden: np.ndarray, *, method: str) -> tuple[np.
     """
     positions = embedding.positions(method)
     query = np.asarray(hidden, np.float16).astype(np.float32).ravel()  # rounded as the stored digits were
-    distances = np.sqrt(np.maximum(_squared_distances(embedding, query), 0))  # (n,)
-    neighbours = np.argsort(distances)[:NEIGHBOURS]
+    stored, squared = _prepared(embedding)
+    rough = squared - 2 * stored @ query  # ‖stored − query‖² − ‖query‖², for ranking only
+    neighbours = np.argpartition(rough, NEIGHBOURS)[:NEIGHBOURS]
+    distances = np.linalg.norm(stored[neighbours] - query, axis=1)  # exact, so a digit's own distance is 0
+    order = np.argsort(distances)
+    neighbours, distances = neighbours[order], distances[order]
     if method == "pca":
         position = (np.asarray(hidden, np.float32).ravel() - embedding.pca_mean) @ embedding.pca_components.T
     else:
-        weights = 1.0 / np.maximum(distances[neighbours], 1e-12)
+        weights = 1.0 / np.maximum(distances, 1e-12)
         position = (weights[:, None] * positions[neighbours]).sum(axis=0) / weights.sum()
     return position.astype(np.float32), neighbours
 
@@ -88,16 +92,15 @@ def place(embedding: Embedding, hidden: np.ndarray, *, method: str) -> tuple[np.
 _PREPARED: dict = {}
 
 
-def _squared_distances(embedding: Embedding, query: np.ndarray) -> np.ndarray:
-    """‖stored − query‖² for every stored digit, with the stored side converted once (this runs on every stroke)."""
+def _prepared(embedding: Embedding) -> tuple[np.ndarray, np.ndarray]:
+    """The stored hidden layer as float32 and its squared norms, made once per embedding (placing runs per stroke)."""
     key = id(embedding.hidden)
     if key not in _PREPARED:
         if len(_PREPARED) >= 8:
             _PREPARED.clear()
         stored = embedding.hidden.astype(np.float32)
-        _PREPARED[key] = (embedding.hidden, stored, (stored ** 2).sum(axis=1))  # keep hidden alive: id stays valid
-    _, stored, norms = _PREPARED[key]
-    return norms - 2 * stored @ query + query @ query
+        _PREPARED[key] = (embedding.hidden, stored, (stored ** 2).sum(axis=1))  # holding hidden keeps its id valid
+    return _PREPARED[key][1:]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,12 +134,14 @@ def make_tsne(embedding: Embedding, *, seed: int = 0, n_jobs: int = 1) -> np.nda
     """
     from sklearn.decomposition import PCA  # noqa: PLC0415
     from sklearn.manifold import TSNE  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     hidden = embedding.hidden.astype(np.float32)
-    reduced = PCA(min(50, *hidden.shape), random_state=seed).fit_transform(hidden)
-    perplexity = min(30.0, (len(hidden) - 1) / 3)
-    return TSNE(2, perplexity=perplexity, init="pca", max_iter=500, random_state=seed,
-                n_jobs=n_jobs).fit_transform(reduced).astype(np.float32)
+    with threadpool_limits(n_jobs):  # BLAS threads spinning on a busy 2-core host cost 9× the CPU (measured)
+        reduced = PCA(min(50, *hidden.shape), random_state=seed).fit_transform(hidden)
+        perplexity = min(30.0, (len(hidden) - 1) / 3)
+        return TSNE(2, perplexity=perplexity, init="pca", max_iter=500, random_state=seed,
+                    n_jobs=n_jobs).fit_transform(reduced).astype(np.float32)
 
 
 def make_model_embedding(serving_path, *, data=None) -> Embedding:
