@@ -16,6 +16,7 @@ pages = [
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/results.py", title="Results", icon=":material/insights:"),
     st.Page("views/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("views/inside.py", title="Inside the model", icon=":material/neurology:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/tune:"),  # says it is off in the public demo
 ]

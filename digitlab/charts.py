@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from .pictures import montage
+
 PALETTE = qualitative.Plotly  # 10 colours, one per digit
 TRAIN, VALIDATION = "#636EFA", "#EF553B"
 _DIGITS = [str(d) for d in range(10)]
@@ -26,18 +28,6 @@ def _layout(fig: go.Figure, *, height: int, **kwargs) -> go.Figure:
 # ---------------------------------------------------------------------------------------------------------------
 # Images
 # ---------------------------------------------------------------------------------------------------------------
-
-def montage(images: np.ndarray, *, columns: int, gap: int = 2) -> np.ndarray:
-    """(n, h, w) images → one (rows·(h+gap), columns·(w+gap)) array, row-major, NaN in the gaps."""
-    images = np.asarray(images, np.float32)
-    n, h, w = images.shape
-    rows = int(np.ceil(n / columns))
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, np.float32)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image
-    return out
-
 
 def digit_grid(images: np.ndarray, titles: list[str], *, columns: int = 10, height_per_row: int = 95) -> go.Figure:
     """A grid of (n, 28, 28) digits with a caption above each (e.g. 'true 4 → 9 (97%)')."""
@@ -285,3 +275,56 @@ def probability_bars(probabilities: np.ndarray, *, height: int = 240) -> go.Figu
                    "xaxis": {"title": {"text": "digit"}, "type": "category", "fixedrange": True},
                    "yaxis": {"title": {"text": "probability"}, "range": [0, 1], "tickformat": ".0%",
                              "fixedrange": True}}})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inside the model
+# ---------------------------------------------------------------------------------------------------------------
+
+def embedding_map(positions: np.ndarray, labels: np.ndarray, *, predicted: np.ndarray | None = None,
+                  drawing: np.ndarray | None = None, neighbours: np.ndarray | None = None, axis_titles=("", ""),
+                  height: int = 460, revision: str = "") -> go.Figure:
+    """Test digits on a 2-D map of a model's hidden layer, coloured by true digit, with the drawing on top.
+
+    positions : (n, 2); labels : (n,). predicted : (n,) the model's digits; when given, its mistakes get a red ring.
+    drawing : (2,) the drawing's position (a star). neighbours : row indices of its nearest digits (circled).
+    Each digit's name sits at the median of its points. Every point carries its row as customdata[0] (the page
+    shows that digit's picture on hover) and its digit as customdata[1].
+    Redrawn on every stroke, so it is one WebGL trace for all the digits with numeric colours, built from one dict
+    on the bare template (~2 ms, against ~7 for a trace per digit); `revision` keeps the user's zoom while it stays.
+    """
+    positions, labels = np.asarray(positions, np.float32), np.asarray(labels).astype(np.int32)
+    rows = np.arange(len(labels), dtype=np.int32)
+    steps = [[min(1.0, (d + edge) / 10), PALETTE[d]] for d in range(10) for edge in (0, 1)]  # one band per digit
+    data = [{"type": "scattergl", "mode": "markers", "name": "test digits", "showlegend": False,
+             "x": positions[:, 0], "y": positions[:, 1], "customdata": np.stack([rows, labels], axis=1),
+             "marker": {"size": 4, "color": labels, "cmin": -0.5, "cmax": 9.5, "colorscale": steps, "opacity": 0.7},
+             "hovertemplate": "a %{customdata[1]}<extra></extra>"}]
+    centres = np.array([np.median(positions[labels == d], axis=0) if (labels == d).any() else [np.nan, np.nan]
+                        for d in range(10)], np.float32)
+    data.append({"type": "scatter", "mode": "text", "x": centres[:, 0], "y": centres[:, 1], "text": _DIGITS,
+                 "textfont": {"size": 18, "color": "#111"}, "hoverinfo": "skip", "showlegend": False})
+    if predicted is not None:
+        wrong = np.flatnonzero(np.asarray(predicted) != labels).astype(np.int32)
+        data.append({"type": "scattergl", "mode": "markers", "name": f"mistakes ({len(wrong)})",
+                     "x": positions[wrong, 0], "y": positions[wrong, 1],
+                     "customdata": np.stack([wrong, labels[wrong], np.asarray(predicted)[wrong]], axis=1),
+                     "marker": {"size": 9, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "#d62728"}},
+                     "hovertemplate": "a %{customdata[1]} read as %{customdata[2]}<extra></extra>"})
+    if neighbours is not None and len(neighbours):
+        near = np.asarray(neighbours, np.int32)
+        data.append({"type": "scattergl", "mode": "markers", "name": "nearest digits", "x": positions[near, 0],
+                     "y": positions[near, 1], "customdata": np.stack([near, labels[near]], axis=1),
+                     "marker": {"size": 12, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#222"}},
+                     "hovertemplate": "one of the nearest: a %{customdata[1]}<extra></extra>"})
+    if drawing is not None:
+        data.append({"type": "scatter", "mode": "markers", "name": "your drawing", "x": [float(drawing[0])],
+                     "y": [float(drawing[1])], "marker": {"symbol": "star", "size": 22, "color": "#ffd400",
+                                                          "line": {"width": 1.5, "color": "#222"}},
+                     "hovertemplate": "your drawing<extra></extra>"})
+    return go.Figure({"data": data, "layout": {
+        "template": "none", "height": height, "margin": {"l": 30, "r": 10, "t": 10, "b": 30},
+        "uirevision": revision, "hovermode": "closest", "dragmode": "pan",
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "itemsizing": "constant"},
+        "xaxis": {"title": {"text": axis_titles[0]}, "showticklabels": False, "zeroline": False},
+        "yaxis": {"title": {"text": axis_titles[1]}, "showticklabels": False, "zeroline": False}}})

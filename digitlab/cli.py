@@ -1,4 +1,4 @@
-"""Command line: `python -m digitlab train|evaluate|predict|runs|sweep`. The same functions the dashboard calls.
+"""Command line: `python -m digitlab train|evaluate|predict|runs|inspect|sweep`. The same functions the dashboard calls.
 
 Exit codes: 0 success; 2 bad usage or bad input (one line saying what was wrong, what is allowed, how to fix);
 1 unexpected failure (set DIGITLAB_DEBUG=1 for the traceback).
@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list tracked runs, newest first")
     r.add_argument("--limit", type=int, default=50)
     r.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("inspect", help="a model's layers: type, output shape, parameters, FLOPs, and totals")
+    i.add_argument("model", help="a .keras file, a shipped model (ann, cnn) or a run id")
+    i.add_argument("--json", action="store_true", help="one JSON object: layers and the totals")
     return parser
 
 
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
-                "sweep": cmd_sweep}[args.command](args)
+                "inspect": cmd_inspect, "sweep": cmd_sweep}[args.command](args)
     except UsageError as error:
         print(f"digitlab: error: {error}", file=sys.stderr)
         return 2
@@ -232,6 +236,33 @@ def cmd_runs(args) -> int:
               f"{run.config.model if run.config else '?':5}  {run.preset or '-':9}  {epochs!s:>6}  "
               f"{f'{acc:.2%}' if acc is not None else '-':>8}  {f'{secs:.1f}' if secs is not None else '-':>7}  "
               f"{status}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from . import modelfiles  # noqa: PLC0415
+    from .anatomy import load_anatomy  # noqa: PLC0415
+
+    if modelfiles.is_model_id(args.model):
+        path = modelfiles.model_file(args.model)
+    elif not args.model.endswith(".keras"):
+        raise UsageError(f"{args.model}: give a .keras file, a shipped model (ann, cnn) or a run id (see "
+                         "`python -m digitlab runs`)")
+    elif not Path(args.model).is_file():
+        raise UsageError(f"{args.model}: no such model file. Check the path, or use a shipped id: ann, cnn.")
+    else:
+        path = Path(args.model)
+    anatomy = load_anatomy(path)
+    if args.json:
+        print(json.dumps(anatomy.to_dict()))
+        return 0
+    print(f"{'layer':24}  {'type':34}  {'output shape':14}  {'parameters':>10}  {'FLOPs':>12}")
+    for layer in anatomy.layers:
+        kind = layer.type + (" (training only)" if layer.training_only else "")
+        print(f"{layer.name:24}  {kind:34}  {'×'.join(map(str, layer.output_shape)):14}  {layer.parameters:>10,}  "
+              f"{layer.flops:>12,}")
+    print(f"{'total':24}  {'':34}  {'':14}  {anatomy.parameters:>10,}  {anatomy.flops:>12,}")
+    print("FLOPs: per image at inference, a multiply-add counted as 2.")
     return 0
 
 

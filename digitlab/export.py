@@ -212,6 +212,7 @@ def save_model_with_card(outcome, path, *, preset: str = "") -> Path:
     be servable.
     """
     from .data import load_mnist  # noqa: PLC0415
+    from .embedding import write_embedding  # noqa: PLC0415
     from .preprocessing import scale_images  # noqa: PLC0415
 
     path = Path(path)
@@ -224,6 +225,8 @@ def save_model_with_card(outcome, path, *, preset: str = "") -> Path:
         write_serving_graph(r.model, r.config, Path(tmp) / "model.onnx", check_images=check)
         r.model.save(Path(tmp) / "model.keras")
         save_report(outcome.report, Path(tmp) / "report.npz")
+        for made in write_embedding(tmp):  # PATH.embedding.npz: the Inside page's map
+            os.replace(made, path.with_suffix(".embedding.npz"))
         os.replace(Path(tmp) / "model.onnx", path.with_suffix(".onnx"))
         os.replace(Path(tmp) / "report.npz", path.with_suffix(".report.npz"))
         os.replace(Path(tmp) / "model.keras", path)

@@ -50,6 +50,7 @@ def run_training(
 
     on_progress : gets training.Progress events; on_phase : gets "testing", then "saving", after training.
     """
+    from .embedding import write_embedding  # noqa: PLC0415
     from .evaluation import evaluate_model  # noqa: PLC0415 - TensorFlow-heavy imports happen only when training
     from .export import CHECK_IMAGES, save_model_with_card, write_model_files  # noqa: PLC0415
     from .preprocessing import scale_images  # noqa: PLC0415
@@ -79,6 +80,8 @@ def run_training(
             with tempfile.TemporaryDirectory() as folder:
                 serving_error = write_model_files(result.model, config, folder,
                                                   check_images=scale_images(data.x_test[:CHECK_IMAGES]))
+                if not serving_error:  # the Inside page's map: hidden layer + PCA of 5,000 test digits, ~1 s
+                    write_embedding(folder, data=data)
                 store.finish_run(run_id, model_dir=folder, report=report, train_seconds=result.train_seconds,
                                  num_parameters=result.num_parameters, stopped=result.stopped,
                                  precision=result.precision, serving_error=serving_error)

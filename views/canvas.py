@@ -51,3 +51,20 @@ def digit_canvas(*, key: str):
     """White ink on black, freehand; returns streamlit-drawable-canvas's result (image_data: RGBA (280, 280, 4))."""
     return st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=SIZE, width=SIZE,
                      drawing_mode="freedraw", return_image_data=True, key=key)
+
+
+def clearable_canvas(*, key: str, on_clear=None):
+    """A digit canvas, a container right under it (a phone shows what is put there next to the drawing) and a
+    Clear button that swaps in a fresh canvas. Call it inside an `st.fragment`: Clear reruns only that.
+
+    Returns (the canvas result, the container).
+    """
+    version = st.session_state.setdefault(f"{key}_version", 0)
+    canvas = digit_canvas(key=f"{key}-{version}")
+    below = st.container()
+    if st.button("Clear", key=f"{key}-clear", icon=":material/ink_eraser:"):
+        st.session_state[f"{key}_version"] += 1
+        if on_clear:
+            on_clear()
+        st.rerun(scope="fragment")
+    return canvas, below

@@ -3,7 +3,7 @@ import streamlit as st
 from digitlab import charts, pictures
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
-from views.canvas import canvas_toolbar, digit_canvas
+from views.canvas import canvas_toolbar, clearable_canvas
 
 st.title("Draw a digit")
 st.caption("Draw one digit, large or small, anywhere on the square: it is cropped, scaled to 20 px and centred the "
@@ -24,14 +24,8 @@ with st.popover(f"Models: {chosen[0]} and {chosen[1]}", icon=":material/tune:"):
 def board(model_ids: dict) -> None:
     """The canvas and everything that depends on the drawing: a stroke reruns only this fragment."""
     left, details = st.columns([1, 2])
-    with left:
-        version = st.session_state.setdefault("canvas_version", 0)
-        canvas = digit_canvas(key=f"canvas-{version}")
-        answers = st.container()  # both answers right under the canvas, where a phone shows them
-        if st.button("Clear", key="clear", icon=":material/ink_eraser:"):
-            st.session_state.canvas_version += 1
-            st.session_state.picked_label = None
-            st.rerun(scope="fragment")
+    with left:  # both answers right under the canvas, where a phone shows them
+        canvas, answers = clearable_canvas(key="canvas", on_clear=lambda: st.session_state.update(picked_label=None))
     explain = st.container()
 
     drawing = canvas.image_data  # decoded from PNG on each access: once
@@ -54,6 +48,7 @@ def board(model_ids: dict) -> None:
     if prepared is None:
         answers.info("Draw a digit", icon=":material/draw:")
         return
+    st.session_state.last_drawing = prepared.image  # the Inside page starts from it
     guesses = {kind: int(out["probabilities"][0].argmax()) for kind, out in outputs.items()}
     answers.markdown("  ·  ".join(f"**{kind.upper()}: {digit}** ({outputs[kind]['probabilities'][0][digit]:.0%})"
                                   for kind, digit in guesses.items()))

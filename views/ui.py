@@ -213,3 +213,66 @@ def import_drawings(drawings) -> None:
             st.toast(plain(f"Imported {drawings.import_bytes(upload.getvalue())} drawings from {upload.name}."))
         except ValueError as error:
             st.session_state.import_error = f"Could not import {upload.name}: {error}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inside the model: the model's map, first-layer weights and anatomy, read from files (no TensorFlow, no sklearn)
+# ---------------------------------------------------------------------------------------------------------------
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _model_paths(model_id: str) -> dict:
+    """The .keras file and the map's files of a model (one run-store query per model, not per stroke)."""
+    from digitlab.embedding import embedding_paths
+
+    store = None if model_id in modelfiles.SHIPPED else _store()
+    return {"keras": modelfiles.model_file(model_id, store=store), **embedding_paths(model_id, store=store)}
+
+
+def embedding(model_id: str):
+    """The model's map (embedding.Embedding, with t-SNE once made), or None while it has none."""
+    paths = _model_paths(model_id)
+    try:  # the key changes when a file appears, so a newly made map is read
+        return _embedding(model_id, paths["embedding"].exists(), paths["tsne"].exists())
+    except modelfiles.ModelLoadError:
+        return None
+
+
+@st.cache_resource(max_entries=12, show_spinner="Reading the model's map…")
+def _embedding(model_id: str, made: bool, has_tsne: bool):
+    from digitlab.embedding import load_embedding
+
+    paths = _model_paths(model_id)
+    return load_embedding(paths["embedding"], paths["tsne"])
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def first_kernel(model_id: str):
+    """("Conv2D", (3, 3, 1, filters)) or ("Dense", (784, units)): the model's first layer weights."""
+    from digitlab.anatomy import load_first_kernel
+
+    return load_first_kernel(_model_paths(model_id)["keras"])
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def anatomy(model_id: str):
+    """The model's layers: type, output shape, parameters, FLOPs (anatomy.Anatomy)."""
+    from digitlab.anatomy import load_anatomy
+
+    return load_anatomy(_model_paths(model_id)["keras"])
+
+
+@st.cache_resource(show_spinner=False)
+def map_sprite() -> str:
+    """The map's 5,000 test digits in one PNG (100 to a row), as a data URL for the hover pictures."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from digitlab.embedding import sample_indices
+
+    digits = mnist().x_test[sample_indices()]  # (5000, 28, 28) uint8
+    sheet = digits.reshape(-1, 100, 28, 28).transpose(0, 2, 1, 3).reshape(-1, 100 * 28)
+    buffer = io.BytesIO()
+    Image.fromarray(sheet).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

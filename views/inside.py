@@ -1,0 +1,154 @@
+import numpy as np
+import streamlit as st
+
+from digitlab import charts, embedding as maps, pictures
+from digitlab.preprocessing import BlankImageError, prepare_image
+from views import ui
+from views.canvas import canvas_toolbar, clearable_canvas
+from views.digit_hover import digit_hover
+
+st.title("Inside the model")
+st.caption("What each layer computes on your drawing, where the model puts it among 5,000 MNIST test digits, and "
+           "what the model is made of.")
+ui.crisp_images()
+canvas_toolbar()  # once per page run: it restyles the canvas the board below mounts
+entries = ui.model_entries()
+names = {e["id"]: e["name"] for e in entries}
+model_id = ui.pick_model("Model", key="model_id", entries=entries)  # the same choice as on Results
+digit_hover(ui.map_sprite(), chart="inside-map", columns=100)  # the sprite travels once per page run, not per stroke
+VIEWS = ["Layer by layer", "Where your digit sits", "Anatomy"]
+
+
+@st.fragment
+def board(model_id: str) -> None:
+    """The canvas and the views: a stroke, a tab or an option reruns only this fragment, and only the open tab."""
+    left, right = st.columns([1, 2])
+    with left:
+        canvas, answer = clearable_canvas(key="inside-canvas", on_clear=lambda: st.session_state.pop("last_drawing",
+                                                                                                   None))
+    image = drawing(canvas.image_data, answer)
+    model = ui.model(model_id)
+    out = model.run(image[None]) if image is not None else None
+    if out is not None:
+        digit = int(out["probabilities"][0].argmax())
+        answer.markdown(f"**{names.get(model_id, 'The model')}: {digit}** ({out['probabilities'][0][digit]:.0%})")
+    with right:
+        layers, where, anatomy = st.tabs(VIEWS, key="inside-view", on_change="rerun")
+    if layers.open:
+        with layers:
+            layer_by_layer(model, out)
+    if where.open:
+        with where:
+            where_it_sits(out)
+    if anatomy.open:
+        with anatomy:
+            anatomy_table()
+
+
+def drawing(canvas_image, answer):
+    """The drawing on this canvas, else the last one made on Draw, as the model's (28, 28) input; None if neither."""
+    try:
+        if canvas_image is not None:
+            return prepare_image(canvas_image).image
+    except BlankImageError:
+        pass
+    if st.session_state.get("last_drawing") is not None:
+        answer.caption("Your last drawing from the Draw page; draw here to use a new one.")
+        return st.session_state.last_drawing
+    answer.info("Draw a digit", icon=":material/draw:")
+    return None
+
+
+def layer_by_layer(model, out) -> None:
+    if out is None:
+        st.caption("Draw a digit to see what each layer makes of it.")
+        return
+    kind, kernel = ui.first_kernel(model_id)
+    hidden = out["hidden"][0]
+    pictures_ = []  # (picture, caption), laid out two to a row (one on a phone)
+    if kind == "Conv2D":
+        pictures_.append((pictures.filter_grid(kernel), f"The first layer's {kernel.shape[-1]} filters "
+                          f"({kernel.shape[0]}×{kernel.shape[1]}): red weights respond to ink, blue ones to its "
+                          "absence."))
+        for i, name in enumerate(model.convolutions):
+            maps_ = out[name][0]  # (h, w, filters)
+            pictures_.append((pictures.activation_grid(maps_), f"Convolution {i + 1}: {maps_.shape[2]} maps of "
+                              f"{maps_.shape[0]}×{maps_.shape[1]}, one colour scale (brightest {maps_.max():.2f})."))
+    pictures_.append((pictures.unit_grid(hidden), f"The last hidden layer: {len(hidden)} units, "
+                      f"{int((hidden > 0).sum())} active on this drawing (brighter = stronger)."))
+    columns = st.columns(2)
+    for i, (picture, caption) in enumerate(pictures_):
+        columns[i % 2].image(picture, caption=caption, width="stretch", output_format="PNG")
+    if kind == "Dense":
+        top = np.argsort(hidden)[::-1][:8]
+        st.markdown("**What the units that fired most look for**: each one's 784 input weights as a 28×28 "
+                    "template (red: ink there raises the unit; blue: lowers it).")
+        st.image([pictures.signed(kernel[:, unit].reshape(28, 28)) for unit in top], width=80, output_format="PNG",
+                 caption=[f"unit {unit}: {hidden[unit]:.2f}" for unit in top])
+
+
+def where_it_sits(out) -> None:
+    made = ui.embedding(model_id)
+    options = st.columns([1, 1])
+    method = options[0].segmented_control("Map", maps.METHODS, default="pca", key="inside-method",
+                                          format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
+                                          help="PCA: the two directions of largest spread, a straight projection. "
+                                               "t-SNE: keeps each digit's neighbours close; distances between "
+                                               "clusters mean little.") or "pca"
+    mistakes = options[1].toggle("Ring the model's mistakes", key="inside-mistakes")
+    if made is None or (method == "tsne" and made.tsne is None):
+        wait_for_map(method)
+        if made is None:
+            return
+        method = "pca"
+    position, near = maps.place(made, out["hidden"][0], method=method) if out is not None else (None, None)
+    variance = made.pca_variance
+    titles = (f"PC 1 ({variance[0]:.0%} of the spread)", f"PC 2 ({variance[1]:.0%})") if method == "pca" else ("", "")
+    st.plotly_chart(charts.embedding_map(made.positions(method), made.labels, drawing=position, neighbours=near,
+                                         predicted=made.predicted if mistakes else None, axis_titles=titles,
+                                         revision=f"{model_id}-{method}"),
+                    key="inside-map", config={"displayModeBar": False, "scrollZoom": True})
+    st.caption(f"The last hidden layer of {len(made.labels):,} MNIST test digits, coloured by their true digit "
+               "(point at one to see it); ★ is your drawing" + (", placed by its nearest digits (t-SNE cannot "
+                                                                 "project new points)" if method == "tsne" else ""))
+    if near is not None:
+        st.markdown("**Its 8 nearest test digits** (in the hidden layer itself)")
+        digits = ui.mnist().x_test[made.indices[near]]
+        st.image(list(digits), width=56, output_format="PNG", caption=[
+            f"{made.labels[i]}" + ("" if made.labels[i] == made.predicted[i] else f" (read {made.predicted[i]})")
+            for i in near])
+
+
+@st.fragment(run_every=2)
+def wait_for_map(method: str) -> None:
+    """Have the map made in a separate process (once per model), say so, and show it as soon as it is there."""
+    made = ui.embedding(model_id)
+    if made is not None and (method == "pca" or made.tsne is not None):
+        st.rerun()
+    why = maps.failure(model_id)
+    if why:
+        st.error(f"This model's map could not be made: {why}", icon=":material/error:")
+        if st.button("Try again", key="inside-map-retry"):
+            maps.start_making(model_id)
+        return
+    maps.start_making(model_id)  # unless one is already at it
+    st.info("Making this model's map: its last hidden layer for 5,000 test digits, then t-SNE (about a minute, "
+            "once)." + (" PCA is shown meanwhile." if made is not None else ""), icon=":material/hourglass_top:")
+
+
+def anatomy_table() -> None:
+    anatomy = ui.anatomy(model_id)
+    shown = [layer for layer in anatomy.layers if not layer.training_only]
+    hidden = len(anatomy.layers) - len(shown)
+    if hidden and st.toggle(f"Show the {hidden} layers that act only in training", key="inside-training-only"):
+        shown = anatomy.layers
+    st.dataframe([{"layer": layer.name, "type": layer.type + (" (training only)" if layer.training_only else ""),
+                   "output shape": "×".join(map(str, layer.output_shape)), "parameters": layer.parameters,
+                   "FLOPs": layer.flops} for layer in shown], hide_index=True, key="inside-anatomy",
+                 column_config={"parameters": st.column_config.NumberColumn(format="localized"),
+                                "FLOPs": st.column_config.NumberColumn(format="localized")})
+    st.markdown(f"**{anatomy.parameters:,} parameters · {anatomy.flops / 1e6:.2f} million FLOPs per image** "
+                "(a multiply-add counts 2; also `python -m digitlab inspect MODEL`).")
+
+
+board(model_id)
