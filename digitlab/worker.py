@@ -166,6 +166,9 @@ def _bound_the_store(keep: int) -> None:
         prune_jobs(keep_run_ids={run.run_id for run in store.list_runs(max_results=keep + 50)})
 
 
+PACE_WINDOW = 4.0  # seconds of training after the warm-up that the first pace is measured over
+
+
 class _Report:
     """The progress file: the latest Progress, the phase, a running trace for live curves, and a steady ETA."""
 
@@ -196,12 +199,12 @@ class _Report:
         total = p.num_epochs * p.batches_per_epoch
         if self.first is None:  # the first report follows TensorFlow's warm-up: measure the pace from there
             self.first = (done, p.elapsed)
-        elif done > self.first[0]:  # smooth the pace, so the ETA does not jump with each report
+        elif done > self.first[0] and p.elapsed - self.first[1] >= PACE_WINDOW:
             pace = (p.elapsed - self.first[1]) / (done - self.first[0])
-            self.pace = pace if self.pace is None else 0.8 * self.pace + 0.2 * pace
-        eta = self.last.get("eta")  # the whole-run estimate, until the pace is known
-        if self.pace is not None:
-            eta = self.pace * (total - done) + finishing_seconds(self.config)
+            self.pace = pace if self.pace is None else 0.8 * self.pace + 0.2 * pace  # no jump with each report
+        # No ETA until the pace is measured: the estimate made before the start can be off by 2× on a busy host,
+        # and an ETA that starts at 1 min and turns into 3 min is worse than a few seconds without one.
+        eta = None if self.pace is None else self.pace * (total - done) + finishing_seconds(self.config)
         self._write(phase="training", epoch=p.epoch, num_epochs=p.num_epochs, batch=p.batch,
                     batches_per_epoch=p.batches_per_epoch, fraction=p.fraction, elapsed=p.elapsed, eta=eta,
                     logs=p.logs, history=p.history, trace=self.trace)

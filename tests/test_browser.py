@@ -219,7 +219,7 @@ def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, p
     status = page.locator('[data-testid="stProgress"], [data-testid="stAlert"]').filter(
         has_text=re.compile("Starting|Training|Queued"))
     status.first.wait_for(timeout=60_000)
-    stop = page.get_by_role("button", name="Stop")
+    stop = page.get_by_role("button", name="Stop", exact=True)
     for element in (status.first, stop):  # in the first screen, without scrolling
         box = element.bounding_box()
         assert box and 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"], box
@@ -229,7 +229,7 @@ def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, p
         text = page.locator('[data-testid="stProgress"], [data-testid="stAlert"]').first.inner_text()
         seen.update(word for word in ("Starting", "Training") if word in text)
         time.sleep(0.2)
-    page.get_by_text(re.compile(r"Training: epoch 1/20 · batch \d+")).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Training: epoch 1/20 · batch \d+.* about .* left")).wait_for(timeout=60_000)
     for _ in range(6):  # the ETA while training: it counts down steadily, never jumps by minutes
         match = re.search(r"about (\d+) min (\d+) s left|about (\d+) s left", page.locator(
             '[data-testid="stProgress"]').first.inner_text())
@@ -267,7 +267,7 @@ def test_the_form_is_kept_after_visiting_home(server, page):
     page.get_by_role("link", name="Train").first.click()
     wait_idle(page)
     expect(preset).to_have_value("fast")
-    expect(page.get_by_label("Epochs")).to_have_value("2")  # the fast preset's value, not reference's 10
+    expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("2")  # the fast preset's value, not reference's 10
     expect(images).to_have_value("10000")
     assert "preset=fast" in page.url and "train_limit=10000" in page.url
 

@@ -50,7 +50,7 @@ def board(model_ids: dict) -> None:
         return
     st.session_state.last_drawing = prepared.image  # the Inside page starts from it
     guesses = {kind: int(out["probabilities"][0].argmax()) for kind, out in outputs.items()}
-    answers.markdown("  ·  ".join(f"**{kind.upper()}: {digit}** ({outputs[kind]['probabilities'][0][digit]:.0%})"
+    answers.markdown(" · ".join(f"**{kind.upper()}: {digit}** ({outputs[kind]['probabilities'][0][digit]:.0%})"
                                   for kind, digit in guesses.items()))
     with details:
         for column, (kind, out) in zip(st.columns(2), outputs.items()):
@@ -59,7 +59,7 @@ def board(model_ids: dict) -> None:
                                                             "digit with the highest probability")
             column.caption(f"Confidence {probabilities[guesses[kind]]:.1%}")
             column.plotly_chart(charts.probability_bars(probabilities, height=200), key=f"bars-{kind}",
-                                config={"displayModeBar": False})
+                                config=ui.NO_TOOLBAR)
     with explain:
         for column, (kind, out) in zip(st.columns(2), outputs.items()):
             shown = guesses[kind] if target is None else int(target)
@@ -104,7 +104,7 @@ if len(labels):
     replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
     guesses = ui.model(replay_id).predict(images).argmax(axis=1)
     st.plotly_chart(charts.digit_grid(images, [f"{t}→{g}" + ("" if t == g else " ✗") for t, g in zip(labels, guesses)]),
-                    key="replay-grid")
+                    key="replay-grid", config=ui.NO_TOOLBAR)
 else:
     st.caption("None yet: draw a digit, say what it is, and add it. Every model is then scored on your set.")
 io_cols = st.columns(2)

@@ -25,9 +25,9 @@ models_metric, best_metric = c3.empty(), c4.empty()  # filled once the run store
 
 st.subheader("The dataset at a glance")
 samples, balance, means = st.tabs(["Sample digits", "Class balance", "Mean digit"])
-samples.plotly_chart(charts.samples_by_class(data.samples, data.sample_labels, per_class=12), key="samples")
+samples.plotly_chart(charts.samples_by_class(data.samples, data.sample_labels, per_class=12), key="samples", config=ui.NO_TOOLBAR)
 balance.plotly_chart(charts.class_distribution(data.y_train, data.y_test), key="balance")
-means.plotly_chart(charts.mean_images(data.means), key="means")
+means.plotly_chart(charts.mean_images(data.means), key="means", config=ui.NO_TOOLBAR)
 
 st.subheader("Models")
 entries = ui.model_entries()

@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from digitlab import charts, jobs
-from views.ui import plain, seconds, select, visitor
+from views.ui import NO_TOOLBAR, plain, seconds, select, visitor
 
 PHASES = {"starting": "Starting: loading TensorFlow and the data", "testing": "Testing on the 10,000 test images",
           "saving": "Saving the model and its serving graph"}
@@ -48,7 +48,7 @@ def job_view(job_id: str) -> bool:
         if progress.get("history") or progress.get("trace"):
             st.plotly_chart(charts.training_curves(progress.get("history", {}), running=progress.get("trace"),
                                                    num_epochs=progress.get("num_epochs")), key="live-curves",
-                            config={"displayModeBar": False})
+                            config=NO_TOOLBAR)
         if started_active and not current.active:
             st.rerun()  # once, to stop polling and refresh the model lists
 
@@ -65,7 +65,8 @@ def _status(job: jobs.Job) -> None:
     """One line (or bar) saying where the run is and how long it has left."""
     p = job.progress or {}
     phase, eta = p.get("phase", "starting"), p.get("eta")
-    left = f" · about {seconds(_steady_eta(job.job_id, eta, p.get('time')))} left" if eta is not None else ""
+    left = f" · about {seconds(_steady_eta(job.job_id, eta, p.get('time')))} left" if eta is not None else (
+        " · measuring its speed to tell the time left" if phase == "training" else "")
     if job.status == "queued":
         st.info(f"Queued: position {job.queue_position}, starts in about {seconds(job.wait_seconds)} (when the "
                 "trainings ahead of it end). Stop takes it out of the queue.", icon=":material/hourglass_top:")

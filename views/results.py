@@ -39,7 +39,7 @@ if cell:
                 f"(most confident first, up to 30)")
     if len(idx):
         st.plotly_chart(charts.digit_grid(data.x_test[idx], [f"{report.confidence[i]:.0%}" for i in idx]),
-                        key="cell-gallery")
+                        key="cell-gallery", config=ui.NO_TOOLBAR)
 
 st.subheader("ROC curves (one digit vs the rest)")
 corner = st.toggle("Zoom on the top-left corner (log false-positive rate)", key="roc-corner",
@@ -56,7 +56,7 @@ st.subheader("The most confident mistakes")
 worst = report.mistakes[:20]
 st.plotly_chart(charts.digit_grid(data.x_test[worst], [f"{report.y_true[i]}→{report.y_pred[i]} "
                                                        f"({report.confidence[i]:.0%})" for i in worst]),
-                key="mistakes")
+                key="mistakes", config=ui.NO_TOOLBAR)
 pairs = ", ".join(f"{t}→{p} ×{n}" for t, p, n in report.confused_pairs(top=5))
 st.caption(f"Captions read true→predicted (confidence). Most confused pairs: {pairs}.")
 
