@@ -56,9 +56,9 @@ class Field:
 
 FIELDS: dict[str, Field] = {
     "model": Field("Model", "ANN: dense layers on raw pixels. CNN: convolutions.", "choice", choices=MODELS),
-    "hidden_units": Field("Hidden units", "Width of the dense hidden layer.", "int", 1, 4096),
+    "hidden_units": Field("Hidden units", "Width of the dense hidden layer.", "int", 1, 4096, log=True),
     "filters": Field("CNN filters", "Filters per convolution block, 1-3 blocks, e.g. 32,64.", "int_list", 1, 512,
-                     cnn_only=True),
+                     cnn_only=True, log=True),
     "convs_per_block": Field("Convolutions per block", "3×3 convolutions before each max-pooling; 2 is more "
                              "accurate and about 4× the work.", "int", 1, 2, cnn_only=True),
     "dropout_rate": Field("Dropout", "Fraction of units dropped before the output, in training only.", "float",

@@ -25,9 +25,7 @@ def _build(config: RunConfig) -> keras.Model:
     inputs = keras.Input(shape=(28, 28), name="image")  # (n, 28, 28)
     x = inputs
     if config.augment:
-        x = layers.Reshape((28, 28, 1))(x)
-        x = augmentation_layers(seed=config.seed)(x)
-        x = random_stroke_width(x, seed=config.seed + 3)
+        x = augment(x, seed=config.seed)
     if config.model == "ann":
         x = layers.Flatten()(x)  # (n, 784)
         x = layers.Dense(config.hidden_units, activation="relu")(x)
@@ -47,6 +45,14 @@ def _build(config: RunConfig) -> keras.Model:
         x = layers.Dropout(config.dropout_rate)(x)
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=config.model)
+
+
+def augment(x, *, seed: int = 0):
+    """Training-only augmentation of (n, 28, 28) images → (n, 28, 28, 1): rotation, zoom, shift, stroke width.
+    The identity at inference; the Train page's preview (augment_preview.py) runs these very layers."""
+    x = layers.Reshape((28, 28, 1))(x)
+    x = augmentation_layers(seed=seed)(x)
+    return random_stroke_width(x, seed=seed + 3)
 
 
 def random_stroke_width(x, *, seed: int = 0, spread: float = 0.5):

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from . import config as cfg
 
 PRUNERS = ("median", "hyperband", "none")
-# What a sweep may search: default range (".." = a range, "," = choices), log scale, type. The bounds that are
-# allowed come from RunConfig's validation: every range end is checked by building a RunConfig with it.
+# What a sweep may search, and its default range (".." = a range, "," = choices). Type, log scale, label and the
+# allowed bounds come from config.FIELDS: every range end is checked by building a RunConfig with it.
 SEARCHABLE = {
-    "learning_rate": ("0.0001..0.01", True, float),
-    "dropout_rate": ("0..0.5", False, float),
-    "batch_size": ("32,64,128,256", False, int),
-    "hidden_units": ("32..256", True, int),
-    "filters": ("8..64", True, int),  # the first block's filters; each later block doubles them (CNN only)
-    "augment": ("false,true", False, bool),
-    "num_epochs": ("1..{max_epochs}", False, int),  # epochs up to the sweep's cap
+    "learning_rate": "0.0001..0.01",
+    "dropout_rate": "0..0.5",
+    "batch_size": "32,64,128,256",
+    "hidden_units": "32..256",
+    "filters": "8..64",  # the first block's filters; each later block doubles them (CNN only)
+    "augment": "false,true",
+    "num_epochs": "1..{max_epochs}",  # epochs up to the sweep's cap
 }
 DEFAULT_PARAMS = ("learning_rate", "dropout_rate", "batch_size", "hidden_units")
 _STUDY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -45,7 +45,7 @@ class Dimension:
     def suggest(self, trial):
         if self.choices:
             return trial.suggest_categorical(self.name, list(self.choices))
-        if SEARCHABLE[self.name][2] is int:
+        if value_type(self.name) is int:
             return trial.suggest_int(self.name, self.low, self.high, log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
@@ -53,7 +53,7 @@ class Dimension:
         """Every value it can take, or None for a continuous range."""
         if self.choices:
             return self.choices
-        return tuple(range(self.low, self.high + 1)) if SEARCHABLE[self.name][2] is int else None
+        return tuple(range(self.low, self.high + 1)) if value_type(self.name) is int else None
 
     def describe(self) -> str:
         if self.choices:
@@ -67,7 +67,7 @@ def parse_param(spec: str, *, max_epochs: int) -> Dimension:
     name = name.strip()
     if name not in SEARCHABLE:
         raise ValueError(f"cannot search {name!r}; searchable: {', '.join(SEARCHABLE)}")
-    default, log, kind = SEARCHABLE[name]
+    default, log, kind = SEARCHABLE[name], cfg.FIELDS[name].log, value_type(name)
     text = (text.strip() or default).format(max_epochs=max_epochs)
     try:
         if ".." in text:
@@ -82,6 +82,11 @@ def parse_param(spec: str, *, max_epochs: int) -> Dimension:
     except ValueError as error:
         raise ValueError(f"{name} must be a range like {default.format(max_epochs=max_epochs)} or choices like "
                          f"a,b,c of {kind.__name__} values, got {text!r} ({error})") from None
+
+
+def value_type(name: str) -> type:
+    """The Python type of one searched value (one filter count for `filters`)."""
+    return {"float": float, "bool": bool}.get(cfg.FIELDS[name].kind, int)
 
 
 def _value(kind, text: str):
@@ -107,7 +112,7 @@ class SweepConfig:
     pruner: str = "median"  # "median", "hyperband" or "none"
 
     def __post_init__(self):
-        cfg._integer("num_trials", self.num_trials, 1, 10_000)
+        cfg._check("num_trials", self.num_trials, cfg.Field("Trials", "", "int", 1, 10_000))
         cfg._choice("pruner", self.pruner, PRUNERS)
         if not self.params or not isinstance(self.params, tuple):
             raise ValueError(f"params must name at least one hyperparameter to search, got {self.params!r}")
@@ -120,6 +125,13 @@ class SweepConfig:
         for dimension in self.space:
             if dimension.name == "filters" and self.model != "cnn":
                 raise ValueError("filters is a CNN hyperparameter; search it with model 'cnn'")
+            if dimension.name == "filters":
+                blocks, most = len(self.base.filters), int(cfg.FIELDS["filters"].high)
+                top = max(dimension.choices or (dimension.high,))
+                if top * 2 ** (blocks - 1) > most:
+                    raise ValueError(f"search range filters={dimension.describe()}: the first block's filters can "
+                                     f"be at most {most // 2 ** (blocks - 1)} ({blocks} blocks, each doubling the "
+                                     f"last: {top} gives {top * 2 ** (blocks - 1)}, above {most})")
             for value in dimension.choices or (dimension.low, dimension.high):
                 try:
                     self.trial_config({dimension.name: value})

@@ -103,3 +103,14 @@ def test_the_public_form_starts_inside_the_caps_and_clamps_links_with_a_note(hom
     jobs.cancel_job(linked.session_state.job_id)
     linked.switch_page("views/draw.py").run()
     assert_healthy(linked) and not linked.get("file_uploader")
+
+
+def test_the_augmentation_preview_shows_training_copies_and_redraws(home):
+    at = app("views/train.py")
+    [preview] = at.get("image")  # the only picture on the form: digits × copies
+    first = preview.proto.imgs[0].url
+    next(b for b in at.button if b.key == "augment-redraw").click().run()
+    assert_healthy(at)
+    [again] = at.get("image")
+    assert again.proto.imgs[0].url != first  # other random copies
+    assert any("Augmentation is off" in c.value for c in at.caption)  # the reference preset trains without it

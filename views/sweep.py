@@ -36,7 +36,7 @@ chosen = st.multiselect("Hyperparameters to search", list(sweeps.SEARCHABLE), de
                         key="params", format_func=lambda n: n.replace("_", " "))
 ranges, columns = {}, st.columns(4)
 for i, param in enumerate(chosen):
-    default, log, _ = sweeps.SEARCHABLE[param]
+    default, log = sweeps.SEARCHABLE[param], cfg.FIELDS[param].log
     ranges[param] = columns[i % 4].text_input(
         param.replace("_", " "), default.format(max_epochs=int(max_epochs)), key=f"range-{param}",
         help=("low..high, searched on a log scale" if log else "low..high") + ", or choices a,b,c")

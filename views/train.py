@@ -2,6 +2,7 @@ import streamlit as st
 
 from digitlab import catalog, costs, jobs
 from views import live_job, train_form, ui
+from views.augmentation import augmentation_preview
 from views.visitor import visitor_id
 
 st.title("Train a model")
@@ -34,6 +35,8 @@ with st.expander("Settings for the next run", expanded=False) if running else st
                    f"start-up ~{ui.seconds(costs.STARTUP_SECONDS)}, training ~{ui.seconds(costs.training_seconds(config))} "
                    f"({config.num_train_images:,} images × {config.num_epochs} epochs), testing and saving "
                    f"~{ui.seconds(costs.finishing_seconds(config))}.")
+    with st.expander("What augmentation shows the model", icon=":material/transform:"):
+        augmentation_preview(config.augment if config is not None else False)
     train_form.mirror_in_url(job_id)
     if st.button("Start training", type="primary", key="start", icon=":material/play_arrow:",
                  disabled=problem is not None or running):
