@@ -1,30 +1,80 @@
 """Time to accuracy of the presets: training seconds and MNIST test accuracy, as the Train page shows them.
 
     python -m benchmarks.presets [--seeds 0 1 2] [--presets reference fast] [--models ann cnn]
+    python -m benchmarks.presets --select --presets fast --models cnn --set num_epochs=1 filters=24,48
 
-Each preset × model trains on the full training set (DigitLab's `train`, as the dashboard runs it) once per seed,
-is scored on the 10k test images, and the medians are written to `benchmarks/presets.json`, which the Train page
-reads to show each preset's measured accuracy and time. The `best` preset's numbers come from the shipped models'
-cards (`models/*.json`), which were trained with it.
+Measuring: each preset × model trains on the full training set (DigitLab's `train`, as the dashboard runs it) once
+per seed and is scored once on the 10k test images; mean ± std and the median training time go to
+`benchmarks/presets.json` (with the CPU, whether it has native bfloat16, and /proc/loadavg), which the Train page
+reads. The `best` preset's numbers come from the shipped models' cards (`models/*.json`), trained with it.
+
+Choosing (`--select`): the same training with `--set FIELD=VALUE` changes, scored on the validation split only
+(the last 10% of the training images); the test images are not loaded. Presets are chosen this way.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
-from digitlab.config import preset
+import numpy as np
+
+from digitlab.config import RunConfig, preset
 from digitlab.data import load_mnist
-from digitlab.evaluation import evaluate_model
-from digitlab.preprocessing import scale_images
-from digitlab.training import train
 
 OUT = Path(__file__).resolve().parent / "presets.json"
+
+
+def measure(name: str, model: str, seeds: list[int], data) -> dict:
+    """Train preset `name` for `model` once per seed; test accuracy once per seed."""
+    from digitlab.evaluation import evaluate_model  # noqa: PLC0415
+    from digitlab.export import machine_description  # noqa: PLC0415
+    from digitlab.preprocessing import scale_images  # noqa: PLC0415
+    from digitlab.training import train  # noqa: PLC0415
+
+    rows = []
+    for seed in seeds:
+        result = train(preset(name, model=model, seed=seed), data)
+        accuracy = evaluate_model(result.model, scale_images(data.x_test), data.y_test).accuracy
+        rows.append({"seed": seed, "train_seconds": round(result.train_seconds, 2), "test_accuracy": accuracy,
+                     "val_accuracy": result.history["val_accuracy"][-1], "epochs_run": result.epochs_run,
+                     "precision": result.precision, "load": _load()})
+        print(f"{name} {model} seed {seed}: test {accuracy:.2%} (validation {rows[-1]['val_accuracy']:.2%}) in "
+              f"{result.train_seconds:.1f} s ({result.epochs_run} epochs, {result.precision}, load {_load()})",
+              flush=True)
+    accuracies = [r["test_accuracy"] for r in rows]
+    return {
+        "test_accuracy": float(np.mean(accuracies)), "test_accuracy_std": float(np.std(accuracies)),
+        "min_test_accuracy": min(accuracies),
+        "train_seconds": statistics.median(r["train_seconds"] for r in rows),
+        "runs": rows, "date": time.strftime("%Y-%m-%d"), "machine": machine_description(),
+        "command": f"python -m benchmarks.presets --presets {name} --models {model} --seeds "
+                   + " ".join(map(str, seeds)),
+    }
+
+
+def select(name: str, model: str, seeds: list[int], changes: dict[str, str], data) -> None:
+    """Validation accuracy of preset `name` with `changes`, per seed and as a mean; never touches the test set."""
+    from digitlab.training import train  # noqa: PLC0415
+
+    scores = []
+    for seed in seeds:
+        config = RunConfig.from_params({**preset(name, model=model, seed=seed).to_params(), **changes})
+        result = train(config, data)
+        scores.append(result.history["val_accuracy"][-1])
+        print(json.dumps({"preset": name, "model": model, "changes": changes, "seed": seed,
+                          "val_accuracy": scores[-1], "train_seconds": round(result.train_seconds, 2),
+                          "epoch_seconds": [round(s, 2) for s in result.history["seconds"]], "load": _load()}),
+              flush=True)
+    print(f"{name} {model} {changes}: validation accuracy {np.mean(scores):.3%} ± {np.std(scores):.3%} "
+          f"(min {min(scores):.2%}) over seeds {seeds}")
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main():
@@ -32,36 +82,29 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--presets", nargs="+", default=["fast", "reference"])
     parser.add_argument("--models", nargs="+", default=["cnn", "ann"])
+    parser.add_argument("--select", action="store_true", help="score on the validation split only; write nothing")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="with --select: changes")
     args = parser.parse_args()
     data = load_mnist()
-    x_test = scale_images(data.x_test)
+    if args.select:
+        changes = dict(item.split("=", 1) for item in args.set)
+        for name in args.presets:
+            for model in args.models:
+                select(name, model, args.seeds, changes, data)
+        return
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name in args.presets:
         for model in args.models:
-            rows = []
-            for seed in args.seeds:
-                result = train(preset(name, model=model, seed=seed), data)
-                accuracy = evaluate_model(result.model, x_test, data.y_test).accuracy
-                rows.append({"seed": seed, "train_seconds": round(result.train_seconds, 2),
-                             "test_accuracy": accuracy, "epochs_run": result.epochs_run,
-                             "precision": result.precision})
-                print(f"{name} {model} seed {seed}: {accuracy:.2%} in {result.train_seconds:.1f} s "
-                      f"({result.epochs_run} epochs, {result.precision})", flush=True)
-            results[f"{name}/{model}"] = {
-                "test_accuracy": statistics.median(r["test_accuracy"] for r in rows),
-                "train_seconds": statistics.median(r["train_seconds"] for r in rows),
-                "min_test_accuracy": min(r["test_accuracy"] for r in rows),
-                "runs": rows, "date": time.strftime("%Y-%m-%d"),
-                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                "command": f"python -m benchmarks.presets --presets {name} --models {model} --seeds "
-                           + " ".join(map(str, args.seeds)),
-            }
-    OUT.write_text(json.dumps(results, indent=1) + "\n")
-    print("\n| preset | model | test accuracy (median, min) | training time (median) | seeds |\n|---|---|---|---|---|")
+            results[f"{name}/{model}"] = measure(name, model, args.seeds, data)
+            OUT.write_text(json.dumps(results, indent=1) + "\n")
+    print("\n| preset | model | test accuracy, mean ± std (min) | training time, median | seeds | CPU |\n"
+          "|---|---|---|---|---|---|")
     for key, r in results.items():
         name, model = key.split("/")
-        print(f"| `{name}` | {model.upper()} | {r['test_accuracy']:.2%} ({r['min_test_accuracy']:.2%}) | "
-              f"{r['train_seconds']:.1f} s | {len(r['runs'])} |")
+        machine = r.get("machine", {})
+        print(f"| `{name}` | {model.upper()} | {r['test_accuracy']:.2%} ± {r.get('test_accuracy_std', 0):.2%} "
+              f"({r['min_test_accuracy']:.2%}) | {r['train_seconds']:.1f} s | {len(r['runs'])} | "
+              f"{machine.get('cpu', '?') if isinstance(machine, dict) else machine} |")
 
 
 if __name__ == "__main__":

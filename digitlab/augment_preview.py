@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import PROJECT_DIR
+from .modelfiles import SHIPPED_DIR
 
-PREVIEW_FILE = PROJECT_DIR / "models" / "augmentation.npz"
+PREVIEW_FILE = SHIPPED_DIR / "augmentation.npz"
 DIGITS = 10  # the first training image of each digit 0-9
 VARIANTS = 48  # augmented copies of each, as 48 different training steps would see it
 

@@ -235,9 +235,11 @@ def save_model_with_card(outcome, path, *, preset: str = "") -> Path:
         "test_accuracy": outcome.report.accuracy, "test_loss": outcome.report.loss,
         "test_auc_macro": outcome.report.auc.get("macro"), "train_seconds": round(r.train_seconds, 2),
         "epochs_run": r.epochs_run, "stopped": r.stopped, "num_parameters": r.num_parameters,
-        "precision": r.precision, "history": r.history, "run_id": outcome.run_id,
+        "precision": r.precision, "seed": r.config.seed, "history": r.history, "run_id": outcome.run_id,
+        # How the settings were chosen: presets on the validation split only; the test set scored this model once.
+        "selected_on": "validation" if preset else "", "test_set_used": "once, for test_accuracy",
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
-        "machine": machine_description(),
+        "machine": {**machine_description(), "onednn": _onednn_enabled()},
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": "python -m digitlab " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else "",
     }
@@ -260,6 +262,13 @@ def machine_description() -> dict:
         name = platform.processor()
     return {"cpu": name, "cores": os.cpu_count(), "native_bfloat16": _cpu_has_bfloat16(),
             "arch": platform.machine()}
+
+
+def _onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels in this process (TF_ENABLE_ONEDNN_OPTS, read at import)."""
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 # ---------------------------------------------------------------------------------------------------------------

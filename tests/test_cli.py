@@ -93,6 +93,9 @@ def test_train_evaluate_runs_end_to_end(tmp_path, tracking_uri):
     card = json.loads(export.with_suffix(".json").read_text())
     assert card["test_accuracy"] == summary["test_accuracy"] and card["config"]["hidden_units"] == "32"
     assert card["command"].startswith("python -m digitlab train --model ann")
+    assert card["seed"] == 0 and card["selected_on"] == "validation" and card["precision"] in ("float32", "bfloat16")
+    assert card["machine"]["cpu"] and isinstance(card["machine"]["native_bfloat16"], bool)
+    assert card["machine"]["onednn"] is True  # `import digitlab` turns oneDNN on before TensorFlow loads
 
     evaluate = run_cli("evaluate", str(export), "--json")
     assert evaluate.returncode == 0, evaluate.stderr
