@@ -1,5 +1,7 @@
 """Per-stroke latency of the Draw page's work, in-process and warm: prepare a 280×280 RGBA canvas, then one call
 to each shipped model's serving graph (ONNX Runtime: probabilities, saliency of the predicted digit, activations).
+Then the work a stroke adds on "Inside the model" for the shipped CNN: the layer-by-layer pictures, and the
+drawing's place in the map (PCA projection, or t-SNE placement by nearest digits) with the map's figure.
 
     python -m benchmarks.latency [--repeats 300]
 
@@ -63,7 +65,35 @@ def main():
             timings[key].append(value * 1000)
     for key, samples in timings.items():
         print(f"{key:20s} {percentiles(samples)}   (n={len(samples)})")
+    inside(images, models["cnn"])
     assert "tensorflow" not in sys.modules, "the serving path must not import TensorFlow"
+
+
+def inside(images, model) -> None:
+    """Inside the model, per stroke, beyond the model call itself: pictures of every layer; the map (both methods)."""
+    from digitlab import charts, pictures
+    from digitlab.anatomy import load_first_kernel
+    from digitlab.embedding import load_embedding, place
+    from digitlab.modelfiles import SHIPPED_DIR
+
+    _, kernel = load_first_kernel(SHIPPED_DIR / "cnn.keras")
+    made = load_embedding(SHIPPED_DIR / "cnn.embedding.npz", SHIPPED_DIR / "cnn.tsne.npz")
+    timings = {"inside: layer pictures": [], "inside: map, PCA": [], "inside: map, t-SNE": []}
+    for rgba in images[:100]:
+        out = model.run(prepare_image(rgba).image[None])
+        t0 = time.perf_counter()
+        pictures.filter_grid(kernel)
+        for name in model.convolutions:
+            pictures.activation_grid(out[name][0])
+        pictures.unit_grid(out["hidden"][0])
+        timings["inside: layer pictures"].append((time.perf_counter() - t0) * 1000)
+        for method in ("pca", "tsne"):
+            t0 = time.perf_counter()
+            position, near = place(made, out["hidden"][0], method=method)
+            charts.embedding_map(made.positions(method), made.labels, drawing=position, neighbours=near)
+            timings[f"inside: map, {'PCA' if method == 'pca' else 't-SNE'}"].append((time.perf_counter() - t0) * 1000)
+    for key, samples in timings.items():
+        print(f"{key:24s} {percentiles(samples)}   (n={len(samples)})")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python -m benchmarks.memory [--trainings 20]
 
-A real `streamlit run app.py` with a fresh home; headless Chromium visits Home, Draw (draws a 7, so both shipped
+A real `streamlit run app.py` with a fresh home (the server, plus the queue runner and training worker it starts,
+all counted: "below the server" is every process it started); headless Chromium visits Home, Draw (draws a 7, so both shipped
 models load and trace), Results and Compare, then the page closes and the server settles: **idle**. One visitor then
 starts the reference CNN for 2 epochs on the Train page and watches it: server and worker RSS sampled every 0.5 s
 (**during one training**, peak). Then `--trainings` short runs (ANN, 1 epoch, 2,000 images) are started one after
@@ -18,7 +19,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-from benchmarks.browser import IDLE, draw_on_draw_page, fresh_home, launch, rss_mb, server
+from benchmarks.browser import IDLE, descendants, draw_on_draw_page, fresh_home, launch, rss_mb, server
 
 
 def settle(pid, seconds=15.0):
@@ -33,7 +34,7 @@ def settle(pid, seconds=15.0):
 def visit_everything(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
-    page.locator('[data-testid="stTable"]').first.wait_for(timeout=120_000)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
     draw_on_draw_page(page, url)
     for path in ("results", "compare"):
         page.goto(f"{url}/{path}")
@@ -63,22 +64,18 @@ def main():
         idle = settle(process.pid)
         print(f"idle (after visiting every page): {idle:.0f} MB", flush=True)
 
-        peak = {"server": 0.0, "worker": 0.0}
+        peak = {"server": 0.0, "below": 0.0, "together": 0.0}
         stop = threading.Event()
 
         def sample():
-            from digitlab import jobs  # the sampler reads the same home as the server
-
             while not stop.is_set():
-                peak["server"] = max(peak["server"], rss_mb(process.pid))
-                for job in jobs.list_jobs():
-                    if job.status == "running" and job.pid:
-                        peak["worker"] = max(peak["worker"], rss_mb(job.pid))
+                server_rss = rss_mb(process.pid)
+                below = sum(rss_mb(pid) for pid in descendants(process.pid))  # queue runner + training worker
+                peak["server"] = max(peak["server"], server_rss)
+                peak["below"] = max(peak["below"], below)
+                peak["together"] = max(peak["together"], server_rss + below)
                 time.sleep(0.5)
 
-        import os  # noqa: PLC0415
-
-        os.environ["DIGITLAB_HOME"] = str(home)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         start = time.perf_counter()
@@ -86,8 +83,8 @@ def main():
         stop.set()
         sampler.join()
         print(f"during one training (reference CNN, 2 epochs, {time.perf_counter() - start:.0f} s): server peak "
-              f"{peak['server']:.0f} MB, worker peak {peak['worker']:.0f} MB, together "
-              f"{peak['server'] + peak['worker']:.0f} MB", flush=True)
+              f"{peak['server']:.0f} MB, queue runner + worker peak {peak['below']:.0f} MB, together at most "
+              f"{peak['together']:.0f} MB", flush=True)
 
         for i in range(args.trainings):
             train_from_the_page(browser, url, "model=ann&num_epochs=1&train_limit=2000&hidden_units=32",
@@ -96,7 +93,8 @@ def main():
         after = settle(process.pid, seconds=30)
         browser.close()
     print(f"\n| state | server RSS |\n|---|---|\n| idle | {idle:.0f} MB |\n"
-          f"| during one training (peak) | {peak['server']:.0f} MB (+ worker {peak['worker']:.0f} MB) |\n"
+          f"| during one training (peak) | {peak['server']:.0f} MB (+ runner and worker {peak['below']:.0f} MB; "
+          f"together {peak['together']:.0f} MB) |\n"
           f"| after {args.trainings} trainings, settled | {after:.0f} MB ({100 * (after / idle - 1):+.1f}% of idle) |")
 
 

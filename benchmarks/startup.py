@@ -37,7 +37,7 @@ def home_first(browser) -> dict:
         page.get_by_role("heading", name="DigitLab").wait_for(timeout=120_000)
         home_heading = time.perf_counter() - start
         page.get_by_role("heading", name="Models").wait_for(timeout=120_000)
-        page.locator('[data-testid="stTable"]').first.wait_for(timeout=120_000)
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
         home_shown = time.perf_counter() - start
         draw = browser.new_page(viewport={"width": 1400, "height": 1000})
         draw_on_draw_page(draw, url)

@@ -92,7 +92,7 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
             page = context.new_page()
             before = process_cpu(process.pid)
             page.goto(url)
-            page.get_by_text("Where to next").wait_for(timeout=120_000)
+            page.get_by_role("heading", name="Models").wait_for(timeout=120_000)
             idle(page)
             home_cpu.append(process_cpu(process.pid) - before)
             before = process_cpu(process.pid)

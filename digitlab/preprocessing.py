@@ -79,10 +79,11 @@ def prepare_image(image: np.ndarray) -> Prepared:
     mask = ink > threshold
     if ink.max() < 0.15 or mask.mean() < MIN_INK_PIXELS or mask.sum() < 3:
         raise BlankImageError("no digit found: the image is blank or too faint. Draw a digit.")
-    if _looks_like_noise(mask):
-        raise BlankImageError("no digit found: only scattered specks. Draw a digit.")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # every ink pixel is inside: label only this part
+    if _looks_like_noise(mask[box]):
+        raise BlankImageError("no digit found: only scattered specks. Draw a digit.")
+    cropped = ink[box]
     resized = _fit_longer_side(cropped, BOX)
     return Prepared(ink=ink, cropped=cropped, resized=resized, image=_centre(resized))
 

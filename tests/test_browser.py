@@ -133,8 +133,11 @@ def shoot(page, tmp_path, name):
         shutil.copy(path, Path(os.environ["DIGITLAB_SCREENSHOTS"]) / path.name)
 
 
-@pytest.mark.parametrize("path, title", [("", "DigitLab"), ("train", "Train a model"), ("results", "Results"),
-                                         ("draw", "Draw a digit"), ("compare", "Compare runs")])
+PAGES = [("", "DigitLab"), ("train", "Train a model"), ("results", "Results"), ("draw", "Draw a digit"),
+         ("compare", "Compare runs"), ("inside", "Inside the model"), ("sweep", "Sweep hyperparameters")]
+
+
+@pytest.mark.parametrize("path, title", PAGES)
 def test_every_page_renders_without_exception(server, page, tmp_path, path, title):
     page.goto(f"{server}/{path}")
     page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
@@ -143,6 +146,22 @@ def test_every_page_renders_without_exception(server, page, tmp_path, path, titl
         page.get_by_text("Most confused pairs").wait_for(timeout=60_000)
     assert_healthy(page)
     shoot(page, tmp_path, path or "home")
+
+
+def test_every_page_fits_a_phone(server, browser, tmp_path):
+    """Issue 15, defect 11: at 390×844 every page renders without error and without sideways scrolling."""
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                device_scale_factor=2)
+    page = phone.new_page()
+    for path, title in PAGES:
+        page.goto(f"{server}/{path}")
+        page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+        wait_idle(page)
+        assert_healthy(page)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+        shoot(page, tmp_path, f"{path or 'home'}-phone")
+    phone.close()
 
 
 def open_draw(server, page):

@@ -12,10 +12,12 @@ st.markdown(
 )
 
 st.page_link("views/draw.py", label="Draw a digit: both models answer as you draw", icon=":material/draw:")
-l1, l2, l3 = st.columns(3)
-l1.page_link("views/train.py", label="Train a model", icon=":material/model_training:")
-l2.page_link("views/results.py", label="Study the results", icon=":material/insights:")
-l3.page_link("views/compare.py", label="Compare runs", icon=":material/compare:")
+links = st.columns(5)
+links[0].page_link("views/train.py", label="Train a model", icon=":material/model_training:")
+links[1].page_link("views/results.py", label="Study the results", icon=":material/insights:")
+links[2].page_link("views/compare.py", label="Compare runs", icon=":material/compare:")
+links[3].page_link("views/inside.py", label="Look inside a model", icon=":material/neurology:")
+links[4].page_link("views/sweep.py", label="Search hyperparameters", icon=":material/tune:")
 
 data = ui.mnist()
 c1, c2, c3, c4 = st.columns(4)
