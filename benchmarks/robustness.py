@@ -2,7 +2,10 @@
 the shipped models with DigitLab's preparation (`canvas_to_mnist`) and without it (a plain resize of the whole
 canvas to 28×28).
 
-    python -m benchmarks.robustness [--limit 10000] [--seed 0] [--model NAME=PATH.keras ...]
+    python -m benchmarks.robustness [--on test|validation] [--limit 10000] [--seed 0] [--model NAME=PATH.keras ...]
+
+Choosing anything with it (augmentation, preprocessing) uses `--on validation`: the last 6,000 training digits, the
+validation split every preset holds out (10%), never trained on. `--on test` (the default) is for reporting, once.
 
 Without --model it measures the shipped CNN and ANN (models/cnn.keras, models/ann.keras).
 
@@ -56,12 +59,17 @@ def plain_resize(rgba: np.ndarray) -> np.ndarray:
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--on", choices=("test", "validation"), default="test",
+                        help="validation (the last 6,000 training digits) to choose; test to report")
     parser.add_argument("--limit", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", action="append", metavar="NAME=PATH.keras", help="models to measure")
     args = parser.parse_args()
     data = load_mnist()
-    x, y = data.x_test[:args.limit], data.y_test[:args.limit]
+    if args.on == "validation":  # the held-out 10% every preset validates on: never fitted
+        x, y = data.x_train[-6_000:][:args.limit], data.y_train[-6_000:][:args.limit]
+    else:
+        x, y = data.x_test[:args.limit], data.y_test[:args.limit]
     paths = dict(item.split("=", 1) for item in args.model) if args.model else {
         name: SHIPPED_DIR / f"{name}.keras" for name in ("cnn", "ann")}
     predictors = {name: make_predictor(load_model_file(path)) for name, path in paths.items()}
@@ -71,7 +79,7 @@ def main():
         return float((probabilities.argmax(1) == y).mean())
 
     raw = {name: accuracy(p, x / 255.0) for name, p in predictors.items()}
-    print(f"raw test set ({len(y)} images): " + ", ".join(f"{n.upper()} {a:.2%}" for n, a in raw.items()))
+    print(f"raw {args.on} set ({len(y)} images): " + ", ".join(f"{n.upper()} {a:.2%}" for n, a in raw.items()))
     print(f"| distortion | {' | '.join(f'{n.upper()} prepared | {n.upper()} plain resize' for n in predictors)} |")
     print("|---" * (1 + 2 * len(predictors)) + "|")
     for kind in DISTORTIONS:

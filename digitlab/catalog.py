@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from .config import RunConfig
+from .config import RunConfig, preset
 from .data import PROJECT_DIR
 from .modelfiles import SHIPPED, SHIPPED_DIR, ModelLoadError
 from .evaluation import EvaluationReport, load_report as read_report
@@ -32,7 +32,9 @@ def load_preset_result(name: str, model: str) -> dict | None:
     """
     if name == "best" and model in SHIPPED:
         card = load_card(model)
-        if card.get("preset") == "best":
+        made_with = card.get("config", {})  # the shipped model speaks for the preset only if it was trained with it
+        if card.get("preset") == "best" and all(made_with.get(k) == v for k, v in preset(name, model=model).to_params().items()
+                                                if k != "seed"):
             return {"test_accuracy": card["test_accuracy"], "train_seconds": card["train_seconds"],
                     "machine": describe_machine(card.get("machine")),
                     "source": f"the shipped {model.upper()}, models/{model}.json"}
@@ -44,7 +46,7 @@ def load_preset_result(name: str, model: str) -> dict | None:
     seeds = len(result["runs"])
     return {"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"],
             "machine": describe_machine(result.get("machine")),
-            "source": "one seed" if seeds == 1 else f"median of {seeds} seeds" + ", benchmarks/presets.json"}
+            "source": ("one seed" if seeds == 1 else f"mean of {seeds} seeds, median time") + ", benchmarks/presets.json"}
 
 
 def describe_machine(machine) -> str:

@@ -28,6 +28,9 @@ with st.expander("Settings for the next run", expanded=False) if running else st
         st.caption(f"Preset `{preset}`, {st.session_state.train_form['model'].upper()}: {measured['test_accuracy']:.2%} "
                    f"test accuracy in {ui.seconds(measured['train_seconds'])} of training, measured on "
                    f"{measured['machine']} ({measured['source']}).")
+    elif preset:
+        st.caption(f"Preset `{preset}`, {st.session_state.train_form['model'].upper()}: no measured figure for this "
+                   "exact recipe yet (no model trained with it was scored); the estimate below is for this machine.")
     if problem:
         st.error(ui.plain(f"Cannot train with these settings: {problem}"), icon=":material/block:")
     else:

@@ -1,0 +1,26 @@
+"""The catalogue's figures say where they came from, and a model speaks for a preset only if it was made with it."""
+
+import json
+
+from digitlab import catalog
+from digitlab.config import preset
+
+
+def test_preset_figures_name_their_cpu_and_seeds():
+    fast = catalog.load_preset_result("fast", "cnn")
+    stored = json.loads((catalog.PROJECT_DIR / "benchmarks" / "presets.json").read_text())["fast/cnn"]
+    assert fast["test_accuracy"] == stored["test_accuracy"] and "cores" in fast["machine"]
+    assert fast["source"].startswith(f"mean of {len(stored['runs'])} seeds")
+
+
+def test_a_shipped_model_trained_with_another_recipe_does_not_speak_for_the_preset():
+    card = catalog.load_card("cnn")
+    assert card["preset"] == "best" and card["config"]["num_epochs"] == "35"
+    assert preset("best", model="cnn").num_epochs == 20  # chosen on validation since
+    assert catalog.load_preset_result("best", "cnn") is None  # so the Train page shows no figure for it
+
+
+def test_a_machine_without_a_cpu_model_says_so():
+    assert catalog.describe_machine("x86_64, 2 cores") == "x86_64, 2 cores (CPU model not recorded)"
+    described = catalog.describe_machine({"cpu": "AMD EPYC", "cores": 2, "native_bfloat16": False})
+    assert described == "AMD EPYC, 2 cores, no native bfloat16"
