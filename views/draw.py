@@ -67,9 +67,10 @@ def board(model_ids: dict) -> None:
             column.image(pictures.saliency_rgb(prepared.image, out["saliency"][0]),
                          caption=f"{kind.upper()}: digit {shown}", width=224, output_format="PNG")
         st.subheader("What the models see")
-        st.image(pictures.preparation_strip(prepared.cropped, prepared.resized, prepared.image), width=540,
-                 output_format="PNG", caption="cropped to the ink → longer side 20 px → centred 28×28 by its "
-                                              "centre of mass: the models' input")
+        st.columns([3, 1])[0].image(  # full width on a phone, where the columns stack
+            pictures.preparation_strip(prepared.cropped, prepared.resized, prepared.image), width="stretch",
+            output_format="PNG", caption="cropped to the ink → longer side 20 px → centred 28×28 by its centre of "
+                                         "mass: the models' input")
         add_to_my_drawings(drawing, guesses.get("cnn", guesses.get("ann", 0)))
 
 
@@ -99,9 +100,10 @@ drawings = ui.drawing_set()
 images, labels = drawings.arrays()
 if len(labels):
     st.caption("Accuracy of every model on your drawings, beside its accuracy on MNIST's test digits.")
-    percent = st.column_config.NumberColumn(format="%.1f%%")
+    percent = st.column_config.NumberColumn(format="%.1f%%", width="small")  # three columns fit a phone
     st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores",
-                 column_config={"my drawings": percent, "MNIST test": percent})
+                 column_config={"model": st.column_config.TextColumn(width="medium"), "my drawings": percent,
+                                "MNIST test": percent})
     replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
     guesses = ui.model(replay_id).predict(images).argmax(axis=1)
     st.plotly_chart(charts.digit_grid(images, [f"{t}→{g}" + ("" if t == g else " ✗") for t, g in zip(labels, guesses)]),
