@@ -61,7 +61,14 @@ def _backend(url: str) -> str:
 
 
 def open_storage(url: str, *, heartbeat: int | None = None) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at `url` (tables created if needed: call it under `creation_lock`)."""
+    """Optuna's RDB storage at `url`, tables created if needed, under `creation_lock`: a page or a reader opening a
+    new storage while a worker creates it would otherwise race it (SQLite: UNIQUE constraint on alembic_version)."""
+    with creation_lock(url):
+        return _rdb_storage(url, heartbeat=heartbeat)
+
+
+def _rdb_storage(url: str, *, heartbeat: int | None = None) -> optuna.storages.RDBStorage:
+    """open_storage without the lock, for callers that already hold it."""
     from sqlalchemy.exc import NoSuchModuleError  # noqa: PLC0415
 
     _backend(url)
@@ -103,8 +110,9 @@ def stored_sweep(name: str, url: str | None = None) -> SweepConfig | None:
     names = study_names(url)
     if name not in names:
         return None
-    with creation_lock(url or storage_url()):  # not while a worker is creating it
-        stored = load_study(name, url).user_attrs.get("sweep")
+    url = url or storage_url()
+    with creation_lock(url):  # not while a worker is creating it
+        stored = optuna.load_study(study_name=name, storage=_rdb_storage(url)).user_attrs.get("sweep")
     return SweepConfig.from_options({}, stored=stored) if stored else None
 
 
@@ -129,7 +137,7 @@ def open_study(name: str, options: dict, *, url: str, heartbeat: int | None = No
     check_study_name(name)
     try:
         with creation_lock(url):
-            study = optuna.create_study(study_name=name, storage=open_storage(url, heartbeat=heartbeat),
+            study = optuna.create_study(study_name=name, storage=_rdb_storage(url, heartbeat=heartbeat),
                                         direction="maximize", load_if_exists=True)
             sweep = SweepConfig.from_options(options, stored=study.user_attrs.get("sweep"))
             store = store or RunStore()  # under the lock too: a new PostgreSQL MLflow store races in its migrations

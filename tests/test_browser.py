@@ -170,6 +170,7 @@ def open_draw(server, page):
     wait_idle(page)
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(timeout=30_000)
+    time.sleep(1.5)  # a freshly mounted canvas takes a moment before it listens
     return canvas
 
 
@@ -364,7 +365,6 @@ def test_a_phone_draws_with_a_finger_and_sees_both_answers_next_to_the_canvas(se
                                 device_scale_factor=2)
     page = phone.new_page()
     canvas = open_draw(server, page)
-    time.sleep(1.5)  # a freshly mounted canvas takes a moment before it listens
     touch_stroke(phone.new_cdp_session(page), canvas.bounding_box(), [(140, 40), (140, 240)])  # a 1
     page.get_by_text("What the models see").wait_for(timeout=60_000)
     wait_idle(page)
