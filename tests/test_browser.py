@@ -179,6 +179,7 @@ def test_drawing_with_the_mouse_predicts(server, page, tmp_path):
     stroke(page, canvas, [(70, 60), (210, 60), (120, 230)])  # a "7": across the top, then down to the left
     page.get_by_text("What the models see").wait_for(timeout=60_000)
     wait_idle(page)
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")).to_have_count(2, timeout=30_000)
     values = predictions(page)
     assert len(values) == 2 and all(v.isdigit() for v in values), values
     assert "7" in values  # at least one of the two models reads the 7
@@ -239,7 +240,8 @@ def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, p
     status = page.locator('[data-testid="stProgress"], [data-testid="stAlert"]').filter(
         has_text=re.compile("Starting|Training|Queued"))
     status.first.wait_for(timeout=60_000)
-    stop = page.get_by_role("button", name="Stop", exact=True)
+    stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True)  # not the
+    # header's Stop, which stops the script run while it is running
     for element in (status.first, stop):  # in the first screen, without scrolling
         box = element.bounding_box()
         assert box and 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"], box

@@ -76,7 +76,7 @@ def test_a_reload_and_a_second_tab_are_the_same_visitor(demo, visitor):
     second.get_by_text("Run: CNN").wait_for(timeout=60_000)
     second.get_by_text("Settings for the next run").click()  # the form is folded away while the run goes on
     expect(second.get_by_role("button", name="Start training")).to_be_disabled()  # no second run for this visitor
-    second.get_by_role("button", name="Stop", exact=True).click()
+    second.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
     first.get_by_text(re.compile("^Stopped")).first.wait_for(timeout=30_000)
     assert_healthy(first)
     assert_healthy(second)
