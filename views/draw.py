@@ -1,4 +1,3 @@
-import numpy as np
 import streamlit as st
 
 from digitlab import charts, pictures
@@ -118,9 +117,3 @@ if ui.limits().uploads:  # the public demo accepts no files
                              args=(drawings,))
 if "import_error" in st.session_state:
     st.error(ui.plain(st.session_state.pop("import_error")), icon=":material/error:")
-
-# Last in the page run, after the canvas is on screen: load both models now, so the first stroke does not wait for
-# ONNX Runtime to open them (cached: once per server, not per visitor).
-for model_id in model_ids.values():
-    if model_id:
-        ui.model(model_id).run(np.zeros((1, 28, 28), np.float32))
