@@ -140,3 +140,14 @@ def cpu_seconds(match: str) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def run_in_browser(one_run, runs: int) -> list:
+    """`one_run(browser)` `runs` times in one headless Chromium; returns what each run gave."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        results = [one_run(browser) for _ in range(runs)]
+        browser.close()
+    return results

@@ -10,9 +10,8 @@ layer (first time); switch tabs and time it again (cached).
 import argparse
 import time
 
-from playwright.sync_api import sync_playwright
 
-from benchmarks.browser import IDLE, fresh_home, launch, server
+from benchmarks.browser import IDLE, fresh_home, run_in_browser, server
 
 
 def one_run(browser) -> tuple[float, float]:
@@ -48,12 +47,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with sync_playwright() as p:
-        browser = launch(p)
-        for _ in range(args.runs):
-            first, again = one_run(browser)
-            print(f"map first asked: {first:.2f} s; asked again: {again:.2f} s", flush=True)
-        browser.close()
+    for first, again in run_in_browser(one_run, args.runs):
+        print(f"map first asked: {first:.2f} s; asked again: {again:.2f} s")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ import argparse
 import statistics
 import time
 
-from playwright.sync_api import sync_playwright
 
-from benchmarks.browser import draw_on_draw_page, draw_seven, fresh_home, launch, server
+from benchmarks.browser import draw_on_draw_page, draw_seven, fresh_home, run_in_browser, server
 
 
 def draw_first(browser) -> float:
@@ -63,10 +62,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with sync_playwright() as p:
-        browser = launch(p)
-        results = [one_run(browser) for _ in range(args.runs)]
-        browser.close()
+    results = run_in_browser(one_run, args.runs)
     for key in results[0]:
         values = [r[key] for r in results]
         print(f"{key:22s} median {statistics.median(values):6.2f} s   runs " + " ".join(f"{v:.2f}" for v in values))

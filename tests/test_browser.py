@@ -211,12 +211,18 @@ def test_the_offered_label_follows_the_latest_prediction(server, page):
     assert_healthy(page)
 
 
-def test_training_survives_page_switch_and_reload(server, page, tmp_path):
-    page.goto(f"{server}/train?model=ann&num_epochs=2&train_limit=2000&hidden_units=32")
+def start_training(page, url):
+    """Open Train at `url` (its form from the link) and press Start where a person does."""
+    page.goto(url)
     start = page.get_by_role("button", name="Start training")
     start.wait_for(timeout=60_000)
     wait_idle(page)
+    start.scroll_into_view_if_needed()
     start.click()
+
+
+def test_training_survives_page_switch_and_reload(server, page, tmp_path):
+    start_training(page, f"{server}/train?model=ann&num_epochs=2&train_limit=2000&hidden_units=32")
     page.get_by_text("Run: ANN").wait_for(timeout=60_000)
     page.get_by_role("link", name="Home").first.click()
     page.get_by_role("heading", name="DigitLab").wait_for(timeout=60_000)
@@ -231,12 +237,7 @@ def test_training_survives_page_switch_and_reload(server, page, tmp_path):
 
 def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, page, tmp_path):
     """Issue 15, defects 3 and 6: phases, a steady ETA, the live view where the eye is, Stop felt at once."""
-    page.goto(f"{server}/train?model=cnn&preset=reference&num_epochs=20&train_limit=20000&early_stopping=0")
-    start = page.get_by_role("button", name="Start training")
-    start.wait_for(timeout=60_000)
-    wait_idle(page)
-    start.scroll_into_view_if_needed()
-    start.click()  # where a person clicks: the button, at the bottom of the form
+    start_training(page, f"{server}/train?model=cnn&preset=reference&num_epochs=20&train_limit=20000&early_stopping=0")
     status = page.locator('[data-testid="stProgress"], [data-testid="stAlert"]').filter(
         has_text=re.compile("Starting|Training|Queued"))
     status.first.wait_for(timeout=60_000)
