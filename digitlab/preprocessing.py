@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 NUM_CLASSES = 10
 BOX, SIZE = 20, 28  # MNIST's digit box and image size, in pixels
@@ -93,6 +92,8 @@ def _looks_like_noise(mask: np.ndarray) -> bool:
 
     A digit is one to three strokes (a "4" or "5" drawn in pieces); noise is many small, separate blobs.
     """
+    from scipy import ndimage  # noqa: PLC0415 - 0.4 s to import: kept off a page's first run (views.ui.warm_up)
+
     labels, count = ndimage.label(mask)
     if count <= 3:
         return False
@@ -107,19 +108,26 @@ def ink_from_image(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
     if min(pixels.shape[:2]) < 8:
         raise ValueError(f"image must be at least 8×8 pixels, got {pixels.shape[1]}×{pixels.shape[0]}")
-    pixels = pixels.astype(np.float32) / (255.0 if pixels.dtype == np.uint8 or pixels.max() > 1 else 1.0)
+    scale = 255.0 if pixels.dtype == np.uint8 or pixels.max() > 1 else 1.0
     if pixels.ndim == 3 and pixels.shape[2] == 4:
-        alpha = pixels[..., 3]
+        alpha = pixels[..., 3].astype(np.float32) / scale
         if alpha.min() < 0.99:  # transparent background: the stroke is wherever something was painted
             return alpha
-        pixels = pixels[..., :3]
-    grey = pixels @ np.array([0.299, 0.587, 0.114], np.float32) if pixels.ndim == 3 and pixels.shape[2] == 3 else (
-        pixels.reshape(pixels.shape[:2]))
+    if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] > 1:
+        # PIL's "L" (alpha ignored) has the same weights, in C: half a stroke's preparation saved; exact for grey ink.
+        grey = np.asarray(Image.fromarray(np.ascontiguousarray(pixels)).convert("L"), np.float32) / scale
+    else:
+        pixels = pixels.astype(np.float32) / scale
+        colour = pixels.ndim == 3 and pixels.shape[2] > 1
+        grey = pixels[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if colour else pixels.reshape(
+            pixels.shape[:2])
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     ink = 1.0 - grey if np.median(border) > 0.5 else grey
     # Stretch so the background is 0 and the darkest stroke 1 (photos are rarely pure black on pure white).
-    background = np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))
-    return np.clip((ink - background) / max(ink.max() - background, 1e-6), 0, 1).astype(np.float32)
+    background, peak = np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])), ink.max()
+    if background > 0 or peak < 1:  # a canvas is already 0 to 1: skip three passes over its pixels
+        ink = np.clip((ink - background) / max(peak - background, 1e-6), 0, 1)
+    return ink.astype(np.float32, copy=False)
 
 
 def load_image_file(path) -> np.ndarray:
@@ -147,6 +155,8 @@ def _centre(resized: np.ndarray) -> np.ndarray:
     h, w = resized.shape
     top, left = (SIZE - h) // 2, (SIZE - w) // 2
     out[top:top + h, left:left + w] = resized
+    from scipy import ndimage  # noqa: PLC0415 - see _looks_like_noise
+
     cy, cx = ndimage.center_of_mass(out)
     dy, dx = int(round(SIZE / 2 - cy)), int(round(SIZE / 2 - cx))
     # Never push ink off the image: clamp the shift to the empty margin on each side.
