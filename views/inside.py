@@ -85,6 +85,10 @@ def layer_by_layer(model, out) -> None:
                     "template (red: ink there raises the unit; blue: lowers it).")
         st.image([pictures.signed(kernel[:, unit].reshape(28, 28)) for unit in top], width=80, output_format="PNG",
                  caption=[f"unit {unit}: {hidden[unit]:.2f}" for unit in top])
+    st.markdown("**The output layer**: one probability per digit, from the hidden layer above.")
+    # Also the page's first Plotly chart: the browser loads Plotly here, not when the map is first asked for.
+    st.plotly_chart(charts.probability_bars(out["probabilities"][0], height=180), key="inside-output",
+                    config=ui.NO_TOOLBAR)
 
 
 def where_it_sits(out) -> None:

@@ -28,6 +28,28 @@ def mnist():
 
 
 @st.cache_resource(show_spinner=False)
+def _background() -> ThreadPoolExecutor:
+    """One thread for the server's start-up work, done in order: first `warm_up`, then opening the run store."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-up")
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> Future:
+    """Once per server, called before the first page runs: load in the background what a first drawing needs
+    (scipy's image tools, Plotly, ONNX Runtime, the shipped models), so a first visitor's first stroke finds it ready
+    instead of paying ~1 s for it. No TensorFlow: the server never imports it."""
+    def load():
+        import scipy.ndimage  # noqa: F401, PLC0415 - the preparation's connected parts and centre of mass
+
+        from digitlab import charts  # noqa: F401, PLC0415 - Plotly
+
+        for model_id in modelfiles.SHIPPED:
+            _serving(model_id)
+
+    return _background().submit(load)
+
+
+@st.cache_resource(show_spinner=False)
 def _opening_store() -> Future:
     """Open the run store once, in the background: MLflow's import and a new store's schema take seconds, and the
     Draw page (often a visitor's first) answers with the shipped models without waiting for them."""
@@ -36,7 +58,7 @@ def _opening_store() -> Future:
         opened.recover()  # runs left RUNNING by a dead process become FAILED/interrupted
         return opened
 
-    future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-store").submit(open_store)
+    future = _background().submit(open_store)
     future.add_done_callback(lambda done: setattr(done, "finished", time.monotonic()))
     return future
 
