@@ -114,7 +114,7 @@ def make_embedding(model, images: np.ndarray, labels: np.ndarray, indices: np.nd
     """
     from sklearn.decomposition import PCA  # noqa: PLC0415
 
-    outputs = [model.run(images[i:i + 500], outputs=["hidden", "probabilities"]) for i in range(0, len(images), 500)]
+    outputs = [model.run(images[i:i + 100], outputs=["hidden", "probabilities"]) for i in range(0, len(images), 100)]
     hidden = np.concatenate([o["hidden"] for o in outputs]).astype(np.float32)  # (n, units)
     pca = PCA(2, random_state=0).fit(hidden)
     return Embedding(

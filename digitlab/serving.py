@@ -41,6 +41,7 @@ class ServingModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting after a call
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # an arena keeps its largest batch's buffers for good
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
