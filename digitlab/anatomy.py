@@ -4,9 +4,8 @@ The table comes from the `config.json` inside a `.keras` file (a zip), so the da
 inspect` can show it in a millisecond for any model built from standard Keras layers. Counting conventions:
 
 - parameters: every weight Keras stores (`count_params()`), trainable or not (BatchNorm's moving mean and variance).
-- FLOPs: floating-point operations for one image at inference. A multiply-add counts 2, a bias add 1, a batch-norm
-  scale-and-shift 2 per value, an element-wise add/subtract/multiply 1 per value and input beyond the first.
-  Activations, pooling, reshapes and dropout compare or move numbers and count 0.
+- FLOPs: per image at inference, by `layer_flops` (its docstring states the convention); `costs.py` counts a run's
+  work with the same function, so the Inside page, `inspect` and the demo's caps agree.
 - training only: layers that do nothing at inference (augmentation, dropout, noise, and DigitLab's stroke-width
   trick, whose random amount is 0 there) are marked and cost 0 FLOPs. They are found by folding the graph at
   inference: identity layers pass their input through, anything multiplied by a zero is zero, and layers whose output
@@ -88,7 +87,7 @@ def anatomy(config: dict) -> Anatomy:
         for node, inputs in enumerate(layer["inputs"]):
             in_shapes = [shapes[ref] for ref in inputs]
             shapes[(layer["name"], node)] = _output_shape(kind, settings, in_shapes, layer["name"])
-            flops[(layer["name"], node)] = _flops(kind, settings, in_shapes, shapes[(layer["name"], node)])
+            flops[(layer["name"], node)] = layer_flops(kind, settings, in_shapes, shapes[(layer["name"], node)])
         first = [shapes[ref] for ref in layer["inputs"][0]] if layer["inputs"] and layer["inputs"][0] else []
         params[layer["name"]] = _parameters(kind, settings, first, layer["name"])
     computed = _computed_at_inference(layers, config)
@@ -206,7 +205,19 @@ def _parameters(kind: str, c: dict, inputs: list[tuple], name: str) -> int:
     return 0
 
 
-def _flops(kind: str, c: dict, inputs: list[tuple], output: tuple) -> int:
+def layer_flops(kind: str, c: dict, inputs: list[tuple], output: tuple) -> int:
+    """Floating-point operations of one call of a Keras layer, for one image at inference: DigitLab's one convention.
+
+    - a multiply-add counts 2 (Dense, Conv2D: 2 × inputs per output value, per group for grouped convolutions);
+    - a bias add counts 1 per output value (Dense, Conv2D with use_bias);
+    - BatchNormalization and Rescaling count 2 per value (a scale and a shift, folded at inference);
+    - Add, Subtract, Multiply, Average count 1 per value per input beyond the first; Maximum and Minimum 0;
+    - activations (softmax included), pooling, reshapes, dropout, noise and augmentation count 0: they compare or
+      move numbers, or do nothing at inference.
+
+    kind : the Keras class name, e.g. "Conv2D". c : the layer's Keras config. inputs : one image's input shape per
+    input, without the batch axis. output : one image's output shape. The reference CNN costs 5,291,594 FLOPs.
+    """
     values = math.prod(output)
     if kind == "Dense":
         return values * (2 * inputs[0][-1] + (1 if c.get("use_bias", True) else 0))

@@ -262,7 +262,7 @@ def cmd_inspect(args) -> int:
         print(f"{layer.name:24}  {kind:34}  {'×'.join(map(str, layer.output_shape)):14}  {layer.parameters:>10,}  "
               f"{layer.flops:>12,}")
     print(f"{'total':24}  {'':34}  {'':14}  {anatomy.parameters:>10,}  {anatomy.flops:>12,}")
-    print("FLOPs: per image at inference, a multiply-add counted as 2.")
+    print("FLOPs: per image at inference, a multiply-add counted as 2 and a bias add as 1 (anatomy.layer_flops).")
     return 0
 
 

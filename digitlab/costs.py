@@ -6,65 +6,57 @@ the public demo's caps, and the Train page can say how long a run will take, bef
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from pathlib import Path
 
-import numpy as np
-
+from .anatomy import Layer, anatomy
 from .config import RunConfig, resolve_precision
 from .evaluation import EVALUATION_BATCH
 
 MB = 1024**2
 
 
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    type: str  # the Keras layer class
-    output_shape: tuple[int, ...]  # per image
-    parameters: int
-    flops: int  # forward pass, per image (a multiply-add counts 2)
-
-    @property
-    def outputs(self) -> int:
-        return int(np.prod(self.output_shape))
-
+# ---------------------------------------------------------------------------------------------------------------
+# The network, layer by layer, and its FLOPs
+# ---------------------------------------------------------------------------------------------------------------
 
 def layers(config: RunConfig) -> list[Layer]:
-    """The inference network `config` describes, in order (augmentation, active in training only, left out)."""
-    out = [Layer("image", "InputLayer", (28, 28), 0, 0)]
+    """The inference network `config` describes, in order, counted by `anatomy` (shapes, parameters, FLOPs) as if
+    read from the saved model. Augmentation, active in training only, is left out: it costs 0 FLOPs there too."""
+    return anatomy({"class_name": "Sequential", "config": {"layers": _keras_layers(config)}}).layers
+
+
+def _keras_layers(config: RunConfig) -> list[dict]:
+    """The layers `models.build_model(config)` makes, as the entries of a Keras Sequential config."""
+    out = [_layer("InputLayer", "image", batch_shape=[None, 28, 28])]
     if config.model == "ann":
-        out.append(Layer("flatten", "Flatten", (784,), 0, 0))
-        features = 784
+        out.append(_layer("Flatten", "flatten"))
     else:
-        size, channels, index = 28, 1, 0
-        out.append(Layer("reshape", "Reshape", (28, 28, 1), 0, 0))
-        for block, filters in enumerate(config.filters):
+        out.append(_layer("Reshape", "reshape", target_shape=[28, 28, 1]))
+        index = 0
+        for block, filters in enumerate(config.filters, start=1):
             for _ in range(config.convs_per_block):
                 index += 1
-                size -= 2
-                weights = 9 * channels * filters
-                out.append(Layer(f"conv{index}", "Conv2D", (size, size, filters),
-                                 weights + (0 if config.batch_norm else filters), 2 * size * size * weights))
+                out.append(_layer("Conv2D", f"conv{index}", filters=filters, kernel_size=[3, 3], strides=[1, 1],
+                                  use_bias=not config.batch_norm))
                 if config.batch_norm:
-                    out.append(Layer(f"batch_norm{index}", "BatchNormalization", (size, size, filters),
-                                     4 * filters, 2 * size * size * filters))
-                    out.append(Layer(f"relu{index}", "Activation", (size, size, filters), 0, 0))
-                channels = filters
-            size //= 2
-            out.append(Layer(f"pool{block + 1}", "MaxPooling2D", (size, size, channels), 0, 0))
-        features = size * size * channels
-        out.append(Layer("flatten", "Flatten", (features,), 0, 0))
-    units = config.hidden_units
-    out.append(Layer("hidden", "Dense", (units,), features * units + units, 2 * features * units))
+                    out.append(_layer("BatchNormalization", f"batch_norm{index}"))
+                    out.append(_layer("Activation", f"relu{index}", activation="relu"))
+            out.append(_layer("MaxPooling2D", f"pool{block}", pool_size=[2, 2]))
+        out.append(_layer("Flatten", "flatten"))
+    out.append(_layer("Dense", "hidden", units=config.hidden_units))
     if config.dropout_rate > 0:
-        out.append(Layer("dropout", "Dropout", (units,), 0, 0))
-    out.append(Layer("probabilities", "Dense", (10,), units * 10 + 10, 2 * units * 10))
+        out.append(_layer("Dropout", "dropout", rate=config.dropout_rate))
+    out.append(_layer("Dense", "probabilities", units=10))
     return out
 
 
+def _layer(kind: str, name: str, **settings) -> dict:
+    return {"class_name": kind, "config": {"name": name, **settings}}
+
+
 def forward_flops(config: RunConfig) -> int:
-    """FLOPs of one forward pass for one image."""
+    """FLOPs of one forward pass for one image (`anatomy.layer_flops`' convention: biases and batch norm count)."""
     return sum(layer.flops for layer in layers(config))
 
 
@@ -93,7 +85,7 @@ def training_memory_bytes(config: RunConfig) -> int:
     images = config.train_limit or 60_000
     data = images * (784 + 10) * 4
     weights = sum(layer.parameters for layer in layers(config)) * 4 * (2 + _OPTIMIZER_SLOTS[config.optimizer])
-    outputs = sum(layer.outputs for layer in layers(config))
+    outputs = sum(math.prod(layer.output_shape) for layer in layers(config))
     activations = outputs * 4 * max(3 * config.batch_size, 2 * EVALUATION_BATCH)
     return RUNTIME_BYTES + data + weights + activations
 
@@ -119,13 +111,14 @@ STARTUP_SECONDS = 12.0  # a worker's start: Python, TensorFlow, MNIST, building 
 def training_seconds(config: RunConfig) -> float:
     """Rough training time on this kind of machine (2 cores): epochs × per-epoch cost.
 
-    Per epoch: 2.9 ms per batch of overhead + training FLOPs at ~119 GFLOP/s, fitted to plain-Keras timings of the
+    Per epoch: 2.9 ms per batch of overhead + training FLOPs at ~119.7 GFLOP/s, fitted to plain-Keras timings of the
     reference CNN (12 s at batch 32, 8 s at batch 128 on 54k images), divided by DigitLab's measured speed-up over
-    plain Keras (1.6× with bfloat16, 1.19× without; benchmarks/RESULTS.md); augmentation adds ~30%.
+    plain Keras (1.6× with bfloat16, 1.19× without; benchmarks/RESULTS.md); augmentation adds ~30%. The rate was
+    119 GFLOP/s when biases went uncounted: ×5,291,594 / 5,262,080, the reference CNN's FLOPs with and without them.
     """
     images = config.num_train_images
-    batches = int(np.ceil(images / config.batch_size))
-    per_epoch = batches * 2.9e-3 + images * 3 * forward_flops(config) / 119e9
+    batches = math.ceil(images / config.batch_size)
+    per_epoch = batches * 2.9e-3 + images * 3 * forward_flops(config) / 119.7e9
     per_epoch /= 1.6 if resolve_precision(config.precision) == "bfloat16" else 1.19
     per_epoch *= 1.3 if config.augment else 1.0
     return config.num_epochs * per_epoch
@@ -135,8 +128,8 @@ SAVING_SECONDS = 5.0  # converting and checking the serving graph, logging the r
 
 
 def testing_seconds(config: RunConfig) -> float:
-    """Scoring the 10,000 test images."""
-    return 1.0 + 10_000 * forward_flops(config) / 40e9
+    """Scoring the 10,000 test images: 1 s + their forward passes at ~40.2 GFLOP/s (40 before biases counted)."""
+    return 1.0 + 10_000 * forward_flops(config) / 40.2e9
 
 
 def finishing_seconds(config: RunConfig) -> float:

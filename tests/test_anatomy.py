@@ -33,8 +33,8 @@ def test_the_reference_cnn_against_keras_and_a_hand_count(tmp_path):
     for layer in table.layers:
         assert layer.parameters == model.get_layer(layer.name).count_params(), layer.name
         assert layer.output_shape == tuple(model.get_layer(layer.name).output.shape[1:]), layer.name
-    # By hand, per image: each output value of a convolution or dense layer costs 2 FLOPs per multiply-add plus 1
-    # for its bias.
+    # By hand, per image, in anatomy.layer_flops' convention: each output value of a convolution or dense layer
+    # costs 2 FLOPs per multiply-add plus 1 for its bias; pooling, activations and dropout cost nothing.
     conv1 = 26 * 26 * 32 * (2 * 3 * 3 * 1 + 1)  # 28×28×1 → 26×26×32: 411,008
     conv2 = 11 * 11 * 64 * (2 * 3 * 3 * 32 + 1)  # after pooling 13×13×32 → 11×11×64: 4,468,288
     dense = 128 * (2 * 5 * 5 * 64 + 1)  # after pooling 5×5×64 = 1,600 → 128: 409,728
