@@ -7,12 +7,13 @@ A real `streamlit run app.py` in demo mode (`DIGITLAB_PUBLIC=1`, fresh home) pin
 other core. The visitors are light clients speaking Streamlit's websocket protocol (`benchmarks/streamlit_client.py`),
 not browsers, so the clients' core is not the bottleneck (its CPU use is reported).
 
-1. Warm-up and costs alone: one visitor opens Draw and draws; then 3 new visitors open Draw one at a time and one of
-   them draws 10 strokes one at a time; the server's CPU (from /proc) is read around each.
+1. Warm-up and costs alone: one visitor opens Draw and draws; once the server idles (a fresh home's run store is
+   made in the background), 3 new visitors open Draw one at a time and a fourth draws 10 strokes one at a time;
+   the server's CPU (from /proc) is read around each.
 2. Training: two visitors open Train from a link (reference CNN, 5 epochs, 20,000 images) and press Start; the
    second waits in the queue, and each presses Start again when theirs ends, so a worker trains throughout. Both
    watch their run live (the page refreshes itself twice a second). Measuring starts once a worker runs.
-3. `--sessions` new visitors open Draw at once; then 10 s with nobody drawing (the server's baseline).
+3. `--sessions` new visitors open Draw at once (each downloads the page and its scripts, then connects); then 10 s with nobody drawing (the server's baseline).
 4. For `--minutes` each visitor draws a stroke every `--interval` s (after the answer to the previous one when that
    is later). A stroke is what the browser sends on mouse-up: a rerun of the Draw board's fragment carrying the
    canvas as a PNG, here an MNIST test digit scaled to the 280×280 canvas, white on black. Latency is timed from
@@ -82,7 +83,7 @@ def load_drawings(n: int) -> list[tuple[str, int]]:
 
 @dataclass
 class Tally:
-    opens: list[float] = field(default_factory=list)  # new visitor: connect → script finished, s
+    opens: list[float] = field(default_factory=list)  # new visitor: page and scripts, connect → script finished, s
     answer: list[float] = field(default_factory=list)  # stroke sent → the answer arrived, s
     finished: list[float] = field(default_factory=list)  # → the fragment's script_finished
     pictures: list[float] = field(default_factory=list)  # → its last picture downloaded
@@ -333,7 +334,7 @@ async def main(sessions: int, minutes: float, interval: float, server_cpus: str,
                             ("pictures downloaded", tally.pictures)):
         print(f"stroke → {name}: p50 {percentile(samples_s, 50):.3f} s, p95 {percentile(samples_s, 95):.3f} s, "
               f"max {max(samples_s, default=float('nan')):.3f} s")
-    print(f"new visitor's Draw page (connect → script finished), {sessions} at once: "
+    print(f"new visitor's Draw page (HTML and scripts downloaded, connect → script finished), {sessions} at once: "
           f"median {statistics.median(tally.opens):.2f} s, max {max(tally.opens):.2f} s; server CPU "
           f"{cpu_opens / sessions:.3f} CPU-s each (alone, one at a time: {statistics.median(open_cpu):.3f})")
     print(f"server CPU while they drew: {cpu_drawing:.1f} CPU-s in {elapsed:.0f} s ({cpu_drawing / elapsed:.0%} of "

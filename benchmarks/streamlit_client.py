@@ -5,13 +5,15 @@ with a `ClientState` (the page, the widget values, and the fragment when only a 
 `ForwardMsg`s: `new_session`, `delta`s that add elements, `script_finished`, `auto_rerun` for fragments that refresh
 themselves, ... `Session` sends what Chromium sends (copied from the frames a real Draw page stroke sent: page name
 on the first run; then page_script_hash, the widget states and fragment_id; the same context_info every time) and
-renders nothing, so one core of clients keeps many sessions busy. Like the browser it fetches the pictures (`/media`)
-a run names, and reruns a self-refreshing fragment on the interval the server asks for.
+renders nothing, so one core of clients keeps many sessions busy. Like a new browser it first downloads the page and
+the frontend's scripts; like the browser it fetches the pictures (`/media`) a run names, and reruns a self-refreshing
+fragment on the interval the server asks for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -66,10 +68,11 @@ class Session:
         self._ws = self._reader = None
 
     async def open(self, page: str, *, query: str = "", timeout: float = 300) -> Reply:
-        """Connect and run `page` (its URL path, e.g. "draw") as a browser landing there does."""
+        """Load the frontend, connect and run `page` (its URL path, e.g. "draw") as a new browser landing there does."""
         started = time.perf_counter()
         self._context.url = f"{self.url}/{page}" + (f"?{query}" if query else "")
         self.http = aiohttp.ClientSession()
+        await self._load_frontend(self._context.url)
         self._ws = await self.http.ws_connect(f"{self.url.replace('http', 'ws', 1)}/_stcore/stream",
                                               protocols=("streamlit",), max_msg_size=0)
         self._reader = asyncio.create_task(self._read())
@@ -109,6 +112,20 @@ class Session:
             await self._reader
         if self.http is not None:
             await self.http.close()
+
+    async def _load_frontend(self, page_url: str) -> None:
+        """The page's HTML, then every script and style it names, at once (a browser then loads more scripts as
+        elements need them, and takes them from its cache on a later visit: neither is done here)."""
+        async with self.http.get(page_url) as response:
+            response.raise_for_status()
+            html = await response.text()
+
+        async def get(path):
+            async with self.http.get(f"{self.url}/{path}") as response:
+                response.raise_for_status()
+                await response.read()
+
+        await asyncio.gather(*(get(path) for path in re.findall(r'(?:src|href)="\./([^"]+\.(?:js|css))"', html)))
 
     def _state(self, widgets=(), *, fragment_id: str = "", auto: bool = False) -> ClientState:
         state = ClientState(page_script_hash=self.page_script_hash, fragment_id=fragment_id, is_auto_rerun=auto,
