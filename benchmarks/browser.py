@@ -109,6 +109,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds one process (all its threads, none of its children) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
     """Every live process below `pid` (children, their children, …)."""
     parents = {}

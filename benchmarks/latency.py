@@ -21,12 +21,16 @@ from digitlab.preprocessing import prepare_image
 from digitlab.serving import load_serving
 
 
-def canvases(n: int, seed: int = 0) -> list[np.ndarray]:
-    """MNIST test digits drawn the way the canvas returns them: white on black, opaque RGBA, 280×280."""
+def canvases(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """MNIST test digits drawn the way the canvas returns them: white on black, opaque RGBA, 280×280.
+
+    Returns (n canvases of shape (280, 280, 4), their labels of shape (n,)).
+    """
     rng = np.random.default_rng(seed)
     data = load_mnist()
     out = []
-    for i in rng.choice(len(data.x_test), n, replace=False):
+    picked = rng.choice(len(data.x_test), n, replace=False)
+    for i in picked:
         size = int(rng.integers(120, 260))
         big = np.asarray(Image.fromarray(data.x_test[i]).resize((size, size), Image.Resampling.BILINEAR))
         rgba = np.zeros((280, 280, 4), np.uint8)
@@ -34,7 +38,7 @@ def canvases(n: int, seed: int = 0) -> list[np.ndarray]:
         top, left = rng.integers(0, 280 - size + 1, 2)
         rgba[top:top + size, left:left + size, :3] = big[..., None]
         out.append(rgba)
-    return out
+    return out, data.y_test[picked]
 
 
 def percentiles(samples_ms: list[float]) -> str:
@@ -45,7 +49,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=300)
     args = parser.parse_args()
-    images = canvases(args.repeats)
+    images, _ = canvases(args.repeats)
     models = {name: load_serving(name) for name in ("ann", "cnn")}
     x = prepare_image(images[0]).image[None]
     for _ in range(20):  # warm up

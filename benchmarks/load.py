@@ -1,158 +1,359 @@
-"""Many visitors drawing at once while a training runs: what the server can take, measured on the server alone.
+"""Many visitors drawing at once while a training runs: what one core of server can take, measured on the server.
 
-    taskset -c 1 python -m benchmarks.load [--sessions 20] [--minutes 2] [--server-cpus 0]
+    taskset -c 1 python -m benchmarks.load [--sessions 20] [--minutes 2] [--interval 2] [--server-cpus 0] [--quick]
 
-A real `streamlit run app.py` (fresh home) pinned to `--server-cpus` with taskset (its training worker inherits the
-pin and runs niced beside it); run the benchmark itself pinned to the other core, so the headless Chromium pages
-load the browsers' core, not the server's. One visitor starts a reference-CNN training (5 epochs on 20,000 images)
-on the Train page; meanwhile `--sessions` visitors, each its own browser context (its own Streamlit session), open
-Draw and for `--minutes` draw digit after digit: mouse-up → the new preparation picture on screen is one stroke's
-latency. Every fourth stroke is followed by Clear (not timed).
+A real `streamlit run app.py` in demo mode (`DIGITLAB_PUBLIC=1`, fresh home) pinned to `--server-cpus` with taskset
+(its queue runner and training workers inherit the pin and run niced beside it); the benchmark runs pinned to the
+other core. The visitors are light clients speaking Streamlit's websocket protocol (`benchmarks/streamlit_client.py`),
+not browsers, so the clients' core is not the bottleneck (its CPU use is reported).
 
-Reported: strokes answered per visitor (every visitor must get answers), exceptions or failure messages on any
-page, p50/p95/max stroke latency, the server's CPU per stroke and per new visitor's Draw page (from /proc), server
-RSS before, at peak and after, and from CPU per stroke how many visitors drawing at once one core can serve.
+1. Warm-up and costs alone: one visitor opens Draw and draws; once the server idles (a fresh home's run store is
+   made in the background), 3 new visitors open Draw one at a time and a fourth draws 10 strokes one at a time;
+   the server's CPU (from /proc) is read around each.
+2. Training: two visitors open Train from a link (reference CNN, 5 epochs, 20,000 images) and press Start; the
+   second waits in the queue, and each presses Start again when theirs ends, so a worker trains throughout. Both
+   watch their run live (the page refreshes itself twice a second). Measuring starts once a worker runs.
+3. `--sessions` new visitors open Draw at once (each downloads the page and its scripts, then connects); then 10 s with nobody drawing (the server's baseline).
+4. For `--minutes` each visitor draws a stroke every `--interval` s (after the answer to the previous one when that
+   is later). A stroke is what the browser sends on mouse-up: a rerun of the Draw board's fragment carrying the
+   canvas as a PNG, here an MNIST test digit scaled to the 280×280 canvas, white on black. Latency is timed from
+   sending it to the answer ("ANN: d · CNN: d"), to the fragment's `script_finished`, and to the last of its
+   pictures downloaded. After every 4th stroke the visitor presses Clear (not timed).
+
+Reported: strokes answered per visitor (every visitor must get answers), exceptions or the app's failure text in
+any run, predictions equal to the drawn digit, p50/p95 stroke latency, server CPU per stroke and per new visitor,
+server RSS before/peak/after, and from CPU per stroke how many visitors drawing a stroke every 2 s one core serves.
+`--quick`: 3 visitors for 20 s, for a smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import io
+import json
 import os
+import random
+import re
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.async_api import async_playwright
+import numpy as np
+from PIL import Image
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-from benchmarks.browser import ARGS, CHROMIUM, IDLE, fresh_home, rss_mb, server
+from benchmarks.browser import descendants, fresh_home, process_cpu, rss_mb, server
+from benchmarks.latency import canvases
+from benchmarks.streamlit_client import Reply, Session
 
-DIGITS = [[(140, 40), (140, 240)], [(70, 60), (210, 60), (120, 230)], [(90, 50), (70, 160), (200, 160)],
-          [(80, 80), (200, 80), (200, 230)]]
+CANVAS = "streamlit-drawable-canvas.streamlit_drawable_canvas"
+ANSWER = re.compile(r"\*\*ANN: (\d)\*\*.*\*\*CNN: (\d)\*\*")
 FAILURE = "hit a problem it did not expect"
+TRAIN_QUERY = "model=cnn&preset=reference&num_epochs=5&train_limit=20000"
 
 
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process and its finished children (the worker is not one of them)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# The drawings: MNIST test digits as the canvas sends them
 
 
-async def stroke(page, box, points, steps=8):
-    (x, y), rest = points[0], points[1:]
-    await page.mouse.move(box["x"] + x, box["y"] + y)
-    await page.mouse.down()
-    for x1, y1 in rest:
-        for i in range(1, steps + 1):
-            await page.mouse.move(box["x"] + x + (x1 - x) * i / steps, box["y"] + y + (y1 - y) * i / steps)
-        x, y = x1, y1
-    await page.mouse.up()
+def canvas_value(rgba: np.ndarray) -> str:
+    """The canvas widget's value on mouse-up: its Fabric drawing (a path through the ink) and its PNG."""
+    png = io.BytesIO()
+    Image.fromarray(rgba).save(png, format="PNG")
+    ys, xs = np.nonzero(rgba[..., 0] > 127)
+    points = [[int(xs[i]), int(ys[i])] for i in np.linspace(0, len(xs) - 1, 40).astype(int)]
+    path = [["M", *points[0]]] + [["Q", *a, *b] for a, b in zip(points, points[1:])]
+    raw = {"version": "7.4.0", "background": "#000000", "objects": [
+        {"type": "Path", "version": "7.4.0", "originX": "center", "originY": "center", "left": 140, "top": 140,
+         "fill": None, "stroke": "#FFFFFF", "strokeWidth": 22, "strokeLineCap": "round", "strokeLineJoin": "round",
+         "path": path}]}
+    data = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    return json.dumps({"drawing": {"raw": raw, "data": data}}, separators=(",", ":"))
 
 
-async def visitor(browser, url, until, index, results):
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = await context.new_page()
-    latencies, problems = [], []
+def load_drawings(n: int) -> list[tuple[str, int]]:
+    images, labels = canvases(n, seed=1)
+    return [(canvas_value(rgba), int(label)) for rgba, label in zip(images, labels)]
+
+
+# One visitor on Draw
+
+
+@dataclass
+class Tally:
+    opens: list[float] = field(default_factory=list)  # new visitor: page and scripts, connect → script finished, s
+    answer: list[float] = field(default_factory=list)  # stroke sent → the answer arrived, s
+    finished: list[float] = field(default_factory=list)  # → the fragment's script_finished
+    pictures: list[float] = field(default_factory=list)  # → its last picture downloaded
+    answered: dict[int, int] = field(default_factory=dict)  # visitor → strokes answered
+    cnn_right: int = 0
+    ann_right: int = 0
+    clears: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def problems_in(reply: Reply) -> list[str]:
+    """Exception elements and the app's own failure text in a run."""
+    found = []
+    for _, kind, element in reply.elements():
+        if kind == "exception":
+            found.append(f"exception {element.type}: {element.message[:200]}")
+        elif kind in ("alert", "markdown") and FAILURE in element.body:
+            found.append(element.body[:200])
+    return found
+
+
+async def open_draw(url: str, tally: Tally) -> Session:
+    session = Session(url)
+    reply = await session.open("draw")
+    tally.opens.append(reply.finished - reply.sent)
+    tally.problems += problems_in(reply)
+    if CANVAS not in session.components:
+        tally.problems.append("Draw opened without a canvas")
+    return session
+
+
+async def stroke(session: Session, value: str, label: int, tally: Tally) -> None:
+    """Send one stroke and check its answer; raises on no answer."""
+    widget_id, fragment_id = session.components[CANVAS]
+    reply = await session.rerun([WidgetState(id=widget_id, json_value=value)], fragment_id=fragment_id,
+                                timeout=120)
+    pictures = await session.fetch_media(reply)
+    answers = [(at, ANSWER.search(element.body)) for at, kind, element in reply.elements() if kind == "markdown"]
+    answers = [(at, match) for at, match in answers if match]
+    tally.problems += problems_in(reply)
+    if not answers:
+        tally.problems.append("a stroke got no prediction")
+        return
+    at, match = answers[0]
+    tally.answer.append(at - reply.sent)
+    tally.finished.append(reply.finished - reply.sent)
+    tally.pictures.append(pictures - reply.sent)
+    tally.ann_right += int(match[1]) == label
+    tally.cnn_right += int(match[2]) == label
+
+
+async def clear(session: Session, tally: Tally) -> None:
+    """Press Clear (the browser sends the canvas's value with it) and check a fresh canvas came back."""
+    canvas_id, _ = session.components[CANVAS]
+    clear_id, fragment_id = session.widgets["canvas-clear"]
+    reply = await session.rerun([WidgetState(id=clear_id, trigger_value=True)], fragment_id=fragment_id, timeout=120)
+    tally.problems += problems_in(reply)
+    if session.components[CANVAS][0] == canvas_id:
+        tally.problems.append("Clear did not bring a fresh canvas")
+    tally.clears += 1
+
+
+async def draw(session: Session, index: int, drawings, until: float, interval: float, tally: Tally) -> None:
+    """Draw a stroke every `interval` s until `until` (the first at a random moment: visitors are not in step)."""
+    rng = random.Random(index)
+    next_at, count = time.perf_counter() + rng.uniform(0, interval), 0
+    tally.answered[index] = 0
     try:
-        opened = time.perf_counter()
-        await page.goto(f"{url}/draw", timeout=300_000)
-        canvas = page.locator("canvas.upper-canvas").first
-        await canvas.wait_for(timeout=300_000)
-        await page.wait_for_selector(IDLE, timeout=300_000)
-        results["open"].append(time.perf_counter() - opened)
-        await asyncio.sleep(2.5)  # a freshly mounted canvas needs a moment before it takes strokes
-        strip = page.locator('[data-testid="stImage"] img').last
-        count = 0
-        while time.perf_counter() < until:
-            before = await strip.get_attribute("src") if await strip.count() else None
-            box = await canvas.bounding_box()
-            await stroke(page, box, DIGITS[(index + count) % len(DIGITS)])
-            done = time.perf_counter()
-            deadline = done + 120
-            while time.perf_counter() < deadline:  # the answer to this stroke: a new picture
-                if await strip.count() and await strip.get_attribute("src") not in (None, before):
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                problems.append(f"visitor {index}: no answer to stroke {count} within 120 s")
+        while True:
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            if time.perf_counter() >= until:
                 break
-            latencies.append(time.perf_counter() - done)
+            next_at = max(next_at + interval, time.perf_counter())
+            value, label = drawings[(index * 37 + count) % len(drawings)]
+            await stroke(session, value, label, tally)
             count += 1
-            if await page.locator('[data-testid="stException"]').count() or await page.get_by_text(FAILURE).count():
-                problems.append(f"visitor {index}: the page shows an error")
+            tally.answered[index] = count
             if count % 4 == 0:
-                await page.get_by_role("button", name="Clear").click()
-                await page.wait_for_function("() => !document.querySelector('[data-testid=\"stImage\"]')",
-                                             timeout=120_000)
-                await asyncio.sleep(1.5)
-                canvas = page.locator("canvas.upper-canvas").first
-    except Exception as error:  # a visitor that fails is reported, not hidden
-        problems.append(f"visitor {index}: {type(error).__name__}: {str(error).splitlines()[0]}")
+                await clear(session, tally)
+    except (TimeoutError, ConnectionError, KeyError) as error:  # a visitor that fails is reported, not hidden
+        tally.problems.append(f"visitor {index}: {type(error).__name__}: {error}")
+
+
+# The training: two visitors keep one training going and watch it
+
+
+async def keep_training(url: str, stop: asyncio.Event, started: list, problems: list) -> None:
+    """Open Train from a link, press Start, watch the run live; press Start again when it ends, until `stop`."""
+    session = Session(url)
+    try:
+        await session.open("train", query=TRAIN_QUERY)
+        while not stop.is_set():
+            reply = await session.click("start")
+            if not any(kind == "heading" and element.body.startswith("Run: CNN") for _, kind, element in
+                       reply.elements()):
+                problems.append("Start did not start a run: " + "; ".join(
+                    element.body[:150] for _, kind, element in reply.elements() if kind == "alert"))
+                return
+            started.append(time.perf_counter())
+            while not stop.is_set():  # the run ended when a whole-page run shows Start enabled again
+                try:
+                    _, msg = await asyncio.wait_for(session.next_message(), 1)
+                except TimeoutError:
+                    continue
+                element = msg.delta.new_element
+                if msg.WhichOneof("type") == "delta" and element.WhichOneof("type") == "button" \
+                        and element.button.id.endswith("-start") and not element.button.disabled:
+                    break
+    except (TimeoutError, ConnectionError, KeyError) as error:
+        problems.append(f"trainer: {type(error).__name__}: {error}")
     finally:
-        await context.close()
-    results["latencies"].extend(latencies)
-    results["answered"].append(len(latencies))
-    results["problems"].extend(problems)
+        await session.close()
 
 
-async def start_training(browser, url):
-    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-    await page.goto(f"{url}/train?model=cnn&preset=reference&num_epochs=5&train_limit=20000")
-    await page.get_by_role("button", name="Start training").click()
-    await page.get_by_text("Run: CNN").first.wait_for(timeout=300_000)
-    return page
+def training_workers(server_pid: int) -> list[int]:
+    """Training workers below the server (`python -m digitlab.worker JOB_ID`; not the queue runner)."""
+    found = []
+    for pid in descendants(server_pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"digitlab.worker" in command and b"--runner" not in command:
+            found.append(pid)
+    return found
 
 
-async def main(sessions: int, minutes: float, server_cpus: str) -> None:
-    with fresh_home() as home, server(home, cpus=server_cpus) as (url, process, _):
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            warm = await browser.new_page()
-            await warm.goto(f"{url}/draw")
-            await warm.locator("canvas.upper-canvas").first.wait_for(timeout=300_000)
-            await warm.close()
-            rss_before = rss_mb(process.pid)
-            training = await start_training(browser, url)
-            results = {"open": [], "latencies": [], "answered": [], "problems": []}
-            peak = [rss_before]
-            cpu_before = process_cpu(process.pid)
-            until = time.perf_counter() + 60 * minutes
+def allowed_cpus(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split()[1]
+    return "?"
 
-            async def watch():
-                while True:
-                    peak.append(rss_mb(process.pid))
-                    await asyncio.sleep(1)
 
-            watcher = asyncio.create_task(watch())
-            await asyncio.gather(*(visitor(browser, url, until, i, results) for i in range(sessions)))
-            watcher.cancel()
-            cpu = process_cpu(process.pid) - cpu_before
-            status = " ".join(await training.locator('[data-testid="stProgress"], [data-testid="stAlert"]')
-                              .all_inner_texts())[:120]
-            await browser.close()
-        await asyncio.sleep(30)
-        rss_after = rss_mb(process.pid)
+# The run
 
-    latencies = sorted(results["latencies"])
-    strokes = len(latencies)
-    p95 = latencies[int(0.95 * (strokes - 1))] if strokes else float("nan")
-    per_stroke = cpu / max(1, strokes)  # includes the new visitors' pages and the Clear reruns: an upper bound
-    print(f"{sessions} visitors, {minutes} min, server pinned to CPU {server_cpus}, one training running")
-    print(f"strokes answered per visitor: {results['answered']} (fewest {min(results['answered'])})")
-    print(f"problems: {len(results['problems'])}" + "".join(f"\n  {p}" for p in results["problems"][:10]))
-    print(f"mouse-up → answer on screen: p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, "
-          f"max {latencies[-1]:.2f} s over {strokes} strokes")
-    print(f"new visitor's Draw page ready: median {statistics.median(results['open']):.1f} s")
-    print(f"server CPU: {cpu:.1f} s in all, {per_stroke * 1000:.0f} ms per stroke (everything included); one core "
-          f"serves about {1 / per_stroke:.0f} strokes a second")
-    print(f"server RSS: before {rss_before:.0f} MB, peak {max(peak):.0f} MB, 30 s after {rss_after:.0f} MB")
-    print(f"training at the end: {status}")
+
+async def settle(cpu, *, timeout: float = 60) -> None:
+    """Wait until the server idles (under 5% of a core over a second): after its first pages it still opens the run
+    store and fills caches in the background, which would be counted against the first visitors and strokes."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        before = cpu()
+        await asyncio.sleep(1)
+        if cpu() - before < 0.05:
+            return
+
+
+def percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q)) if samples else float("nan")
+
+
+async def main(sessions: int, minutes: float, interval: float, server_cpus: str, quick: bool) -> None:
+    cpu_name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    print(f"CPU: {cpu_name}; load average before: {open('/proc/loadavg').read().strip()}")
+    drawings = load_drawings(200)
+    with fresh_home() as home, server(home, cpus=server_cpus, DIGITLAB_PUBLIC="1") as (url, process, _):
+        pid, alone = process.pid, Tally()
+        cpu = lambda: process_cpu(pid)  # noqa: E731
+
+        # 1. Warm-up, then what one visitor costs with nothing else going on.
+        first = await open_draw(url, alone)
+        for value, label in drawings[:3]:
+            await stroke(first, value, label, alone)
+        await first.close()
+        await settle(cpu)
+        open_cpu = []
+        for _ in range(3):
+            before = cpu()
+            visitor = await open_draw(url, alone)
+            open_cpu.append(cpu() - before)
+            await visitor.close()
+        visitor = await open_draw(url, alone)
+        before = cpu()
+        for value, label in drawings[3:13]:
+            await stroke(visitor, value, label, alone)
+        stroke_cpu_alone = (cpu() - before) / 10
+        await visitor.close()
+        rss = {"before": rss_mb(pid)}
+        peak = [rss["before"]]
+
+        # 2. The training, kept going by two visitors; wait until a worker runs.
+        stop, started, training_problems = asyncio.Event(), [], []
+        trainers = [asyncio.create_task(keep_training(url, stop, started, training_problems)) for _ in range(2)]
+        while not training_workers(pid):
+            if training_problems:
+                raise RuntimeError(f"the training did not start: {training_problems}")
+            await asyncio.sleep(0.2)
+        worker_pid = training_workers(pid)[0]
+        worker_cpus = allowed_cpus(worker_pid)
+        samples = {"drawing": 0, "worker": 0}
+        phase = {"drawing": False}
+
+        async def watch():
+            while True:
+                peak.append(rss_mb(pid))
+                if phase["drawing"]:
+                    samples["drawing"] += 1
+                    samples["worker"] += bool(training_workers(pid))
+                await asyncio.sleep(0.5)
+
+        watcher = asyncio.create_task(watch())
+
+        # 3. New visitors, all at once; then the baseline.
+        tally = Tally()
+        before = cpu()
+        visitors = await asyncio.gather(*(open_draw(url, tally) for _ in range(sessions)))
+        cpu_opens = cpu() - before
+        quiet = 3 if quick else 10
+        before = cpu()
+        await asyncio.sleep(quiet)
+        baseline = (cpu() - before) / quiet  # CPU-s per second: the trainers' live views and the server idling
+
+        # 4. Everyone draws.
+        phase["drawing"] = True
+        seconds = 20 if quick else 60 * minutes
+        clients_before, before, t0 = os.times(), cpu(), time.perf_counter()
+        until = t0 + seconds
+        await asyncio.gather(*(draw(v, i, drawings, until, interval, tally) for i, v in enumerate(visitors)))
+        elapsed, cpu_drawing, clients_after = time.perf_counter() - t0, cpu() - before, os.times()
+        phase["drawing"] = False
+        stop.set()
+        await asyncio.gather(*trainers)
+        for visitor in visitors:
+            await visitor.close()
+        await asyncio.sleep(5 if quick else 30)
+        rss["after"] = rss_mb(pid)
+        watcher.cancel()
+
+    # Report
+    strokes = len(tally.answer)
+    clients_cpu = sum(clients_after[:2]) - sum(clients_before[:2])
+    per_stroke = cpu_drawing / max(1, strokes)  # everything: strokes, Clears, the live views, idling
+    answered = [tally.answered.get(i, 0) for i in range(sessions)]
+    print(f"{sessions} visitors drawing a stroke every {interval:g} s for {elapsed:.0f} s while a training runs; "
+          f"server on CPU {server_cpus} (its training worker on {worker_cpus}), clients on CPU "
+          f"{allowed_cpus(os.getpid())}; load average after: {open('/proc/loadavg').read().strip()}")
+    print(f"training: a worker ran in {samples['worker']}/{samples['drawing']} samples (every 0.5 s) while they drew; "
+          f"trainings started: {len(started)}; problems: {training_problems or 'none'}")
+    print(f"strokes answered per visitor: fewest {min(answered)}, most {max(answered)}, "
+          f"{'every visitor answered' if min(answered) else 'NOT every visitor answered'}; "
+          f"{strokes} strokes ({strokes / elapsed:.1f}/s) and {tally.clears} Clears")
+    print(f"problems (exceptions, failure text, no answer): {len(tally.problems) + len(alone.problems)}"
+          + "".join(f"\n  {p}" for p in (alone.problems + tally.problems)[:10]))
+    print(f"prediction equals the drawn digit: CNN {tally.cnn_right / max(1, strokes):.1%}, "
+          f"ANN {tally.ann_right / max(1, strokes):.1%}")
+    for name, samples_s in (("answer", tally.answer), ("script finished", tally.finished),
+                            ("pictures downloaded", tally.pictures)):
+        print(f"stroke → {name}: p50 {percentile(samples_s, 50):.3f} s, p95 {percentile(samples_s, 95):.3f} s, "
+              f"max {max(samples_s, default=float('nan')):.3f} s")
+    print(f"new visitor's Draw page (HTML and scripts downloaded, connect → script finished), {sessions} at once: "
+          f"median {statistics.median(tally.opens):.2f} s, max {max(tally.opens):.2f} s; server CPU "
+          f"{cpu_opens / sessions:.3f} CPU-s each (alone, one at a time: {statistics.median(open_cpu):.3f})")
+    print(f"server CPU while they drew: {cpu_drawing:.1f} CPU-s in {elapsed:.0f} s ({cpu_drawing / elapsed:.0%} of "
+          f"its core); with nobody drawing: {baseline:.0%} (the two live training views)")
+    print(f"server CPU per stroke: {per_stroke * 1000:.0f} ms everything included (the Clears, the live views), "
+          f"{stroke_cpu_alone * 1000:.0f} ms alone (one visitor, no training)")
+    print(f"one core serves ~{1 / per_stroke:.0f} strokes/s: ~{2 / per_stroke:.0f} visitors drawing a stroke every "
+          f"2 s (from CPU per stroke, everything included)")
+    print(f"server RSS: before {rss['before']:.0f} MB, peak {max(peak):.0f} MB, {5 if quick else 30} s after the "
+          f"visitors left {rss['after']:.0f} MB")
+    print(f"clients (this process): {clients_cpu:.1f} CPU-s while drawing ({clients_cpu / elapsed:.0%} of their core)")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=2)
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between one visitor's strokes")
     parser.add_argument("--server-cpus", default="0")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 visitors for 20 s")
     args = parser.parse_args()
-    asyncio.run(main(args.sessions, args.minutes, args.server_cpus))
+    asyncio.run(main(3 if args.quick else args.sessions, args.minutes, args.interval, args.server_cpus, args.quick))

@@ -13,7 +13,6 @@ With --profile, py-spy samples the server during the strokes and DIR/strokes.txt
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import time
@@ -22,18 +21,13 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from benchmarks.browser import IDLE, fresh_home, launch, rss_mb, server
+from benchmarks.browser import IDLE, fresh_home, launch, process_cpu, rss_mb, server
 
 DIGITS = [  # strokes on the 280×280 canvas that read as different digits, drawn in turn
     [(140, 40), (140, 240)],  # 1
     [(70, 60), (210, 60), (120, 230)],  # 7
     [(90, 50), (70, 160), (200, 160)],  # an L: the start of a 4
 ]
-
-
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def idle(page):
