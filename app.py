@@ -22,7 +22,6 @@ pages = [
 ]
 page = st.navigation(pages)
 keep_cookie()
-ui.warm_up()  # once per server: what a first drawing needs loads while the first page is sent
 try:
     page.run()
 except Exception as error:  # st.rerun/st.stop are BaseExceptions and pass through; anything else is a bug

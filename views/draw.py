@@ -10,8 +10,10 @@ st.caption("Draw one digit, large or small, anywhere on the square: it is croppe
            "way MNIST digits were, and both models answer on every stroke.")
 ui.crisp_images()
 canvas_toolbar()  # once per page run: it restyles every canvas the board below mounts
-entries = ui.model_entries(wait=False)  # once per page run (a stroke reruns only the board below); your runs join
-# the shipped models as soon as the run store has opened
+# Once per page run (a stroke reruns only the board below). Your runs join the shipped models once the run store has
+# opened; on a fresh server Draw opens it only after its first answer: MLflow's import (seconds of CPU) would
+# otherwise compete with the browser's start-up and the first drawing.
+entries = ui.model_entries(wait=False, start=False)
 names = {e["id"]: e["name"] for e in entries}
 chosen = [names.get(st.session_state.get(f"pick-draw-{kind}", st.session_state.get(f"draw-{kind}")),
                    f"shipped {kind.upper()}") for kind in ("ann", "cnn")]  # the pickers below run after the label
@@ -49,6 +51,7 @@ def board(model_ids: dict) -> None:
         answers.info("Draw a digit", icon=":material/draw:")
         return
     st.session_state.last_drawing = prepared.image  # the Inside page starts from it
+    ui.store(wait=False)  # answered: now the run store may open, in the background (see `entries` above)
     guesses = {kind: int(out["probabilities"][0].argmax()) for kind, out in outputs.items()}
     answers.markdown(" · ".join(f"**{kind.upper()}: {digit}** ({outputs[kind]['probabilities'][0][digit]:.0%})"
                                   for kind, digit in guesses.items()))

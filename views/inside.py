@@ -152,7 +152,7 @@ def anatomy_table() -> None:
                  column_config={"parameters": st.column_config.NumberColumn(format="localized"),
                                 "FLOPs": st.column_config.NumberColumn(format="localized")})
     st.markdown(f"**{anatomy.parameters:,} parameters · {anatomy.flops / 1e6:.2f} million FLOPs per image** "
-                "(a multiply-add counts 2; also `python -m digitlab inspect MODEL`).")
+                "(a multiply-add counts 2, a bias add 1; also `python -m digitlab inspect MODEL`).")
 
 
 board(model_id)

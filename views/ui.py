@@ -28,28 +28,6 @@ def mnist():
 
 
 @st.cache_resource(show_spinner=False)
-def _background() -> ThreadPoolExecutor:
-    """One thread for the server's start-up work, done in order: first `warm_up`, then opening the run store."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-up")
-
-
-@st.cache_resource(show_spinner=False)
-def warm_up() -> Future:
-    """Once per server, called before the first page runs: load in the background what a first drawing needs
-    (scipy's image tools, Plotly, ONNX Runtime, the shipped models), so a first visitor's first stroke finds it ready
-    instead of paying ~1 s for it. No TensorFlow: the server never imports it."""
-    def load():
-        import scipy.ndimage  # noqa: F401, PLC0415 - the preparation's connected parts and centre of mass
-
-        from digitlab import charts  # noqa: F401, PLC0415 - Plotly
-
-        for model_id in modelfiles.SHIPPED:
-            _serving(model_id)
-
-    return _background().submit(load)
-
-
-@st.cache_resource(show_spinner=False)
 def _opening_store() -> Future:
     """Open the run store once, in the background: MLflow's import and a new store's schema take seconds, and the
     Draw page (often a visitor's first) answers with the shipped models without waiting for them."""
@@ -58,9 +36,13 @@ def _opening_store() -> Future:
         opened.recover()  # runs left RUNNING by a dead process become FAILED/interrupted
         return opened
 
-    future = _background().submit(open_store)
+    future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-store").submit(open_store)
     future.add_done_callback(lambda done: setattr(done, "finished", time.monotonic()))
+    _OPENING.append(future)
     return future
+
+
+_OPENING: list[Future] = []  # filled once the store starts opening, so a page can ask without starting it
 
 
 def _store() -> runstore.RunStore:
@@ -72,9 +54,11 @@ def _store() -> runstore.RunStore:
     return future.result()
 
 
-def store(*, wait: bool = True) -> runstore.RunStore | None:
+def store(*, wait: bool = True, start: bool = True) -> runstore.RunStore | None:
     """The run store, or None (with a message on the page) when it cannot be opened; with wait=False, also None
-    while it is still opening."""
+    while it is still opening; with start=False, also None (and nothing started) when nobody has asked for it yet."""
+    if not start and not _OPENING:
+        return None
     if not wait and not _opening_store().done():
         return None
     try:
@@ -100,10 +84,10 @@ def visitor() -> str | None:
     return visitor_id() if limits().public else None
 
 
-def model_entries(*, wait: bool = True) -> list[dict]:
+def model_entries(*, wait: bool = True, start: bool = True) -> list[dict]:
     """The shipped models and the finished runs this session may see (only the shipped ones while the run store
-    is still opening, with wait=False)."""
-    return catalog.model_entries(store(wait=wait), owner=visitor())
+    is still opening, with wait=False, or not yet asked for, with start=False)."""
+    return catalog.model_entries(store(wait=wait, start=start), owner=visitor())
 
 
 def runs() -> list:
