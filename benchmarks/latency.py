@@ -90,6 +90,7 @@ def inside(images, model) -> None:
         for name in model.convolutions:
             pictures.activation_grid(out[name][0])
         pictures.unit_grid(out["hidden"][0])
+        charts.probability_bars(out["probabilities"][0], height=180)  # the output layer
         timings["inside: layer pictures"].append((time.perf_counter() - t0) * 1000)
         for method in ("pca", "tsne"):
             t0 = time.perf_counter()

@@ -183,8 +183,10 @@ def test_drawing_with_the_mouse_predicts(server, page, tmp_path):
     values = predictions(page)
     assert len(values) == 2 and all(v.isdigit() for v in values), values
     assert "7" in values  # at least one of the two models reads the 7
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2  # the two models' probability bars
-    assert page.locator('[data-testid="stImage"]').count() == 3  # 2 saliency maps, the preparation strip
+    # The two models' probability bars (a first Plotly chart mounts after the browser loads Plotly), the 2 saliency
+    # maps and the preparation strip.
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(2, timeout=30_000)
+    expect(page.locator('[data-testid="stImage"]')).to_have_count(3, timeout=30_000)
     assert page.get_by_text("Which pixels decided it").count() == 1
     assert_healthy(page)
     shoot(page, tmp_path, "draw-predicted")
