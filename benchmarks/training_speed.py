@@ -9,7 +9,8 @@ take turns, one epoch each, in alternating order, so load on a shared machine hi
 `model.fit(x, y, batch_size=32, validation_data=...)` on float32 numpy, early stopping as the config says.
 "DigitLab" is `digitlab.training.train`, as the CLI and the dashboard run it.
 Reported: each side's median epoch time without epoch 1 (it traces the graph), the median of the per-round
-ratios, test accuracy per side, and /proc/loadavg.
+ratios, test accuracy per side, /proc/loadavg, and per epoch the CPU seconds the hypervisor stole. Some epochs
+stall (3-6x longer, nothing stolen, load falling; benchmarks/RESULTS.md): run 5 or more epochs and read the epoch lines.
 """
 
 from __future__ import annotations
