@@ -9,7 +9,8 @@ take turns, one epoch each, in alternating order, so load on a shared machine hi
 `model.fit(x, y, batch_size=32, validation_data=...)` on float32 numpy, early stopping as the config says.
 "DigitLab" is `digitlab.training.train`, as the CLI and the dashboard run it.
 Reported: each side's median epoch time without epoch 1 (it traces the graph), the median of the per-round
-ratios, test accuracy per side, and /proc/loadavg.
+ratios, test accuracy per side, /proc/loadavg, and per epoch the CPU seconds the hypervisor stole. Some epochs
+stall (3-6x longer, nothing stolen, load falling; benchmarks/RESULTS.md): run 5 or more epochs and read the epoch lines.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ LEVERS = {  # name → (environment of the training process, options of the plai
     "XLA (jit_compile=True)": ({}, dict(jit_compile=True)),
     "mixed bfloat16": ({}, dict(precision="bfloat16")),
     "DigitLab's train (everything kept)": ({}, dict(digitlab=True)),
+    # Bisecting DigitLab's `train` against the oneDNN-on plain fit it should beat:
+    "oneDNN on + steps_per_execution=16": ({"TF_ENABLE_ONEDNN_OPTS": "1"}, dict(steps_per_execution=16)),
+    "oneDNN on + DigitLab's progress callback": ({"TF_ENABLE_ONEDNN_OPTS": "1"}, dict(reporter=True)),
+    "DigitLab's train, steps_per_execution=1": ({}, dict(digitlab=True, steps_per_execution=1)),
+    "DigitLab's train, threads: intra-op 1, inter-op 1": ({}, dict(digitlab=True, threads=(1, 1))),
+    "DigitLab's train, threads: intra-op 2, inter-op 1": ({}, dict(digitlab=True, threads=(2, 1))),
+    "DigitLab's train, threads: intra-op 1, inter-op 2": ({}, dict(digitlab=True, threads=(1, 2))),
 }
 DEFAULT_LEVERS = [name for name in LEVERS if name not in ("XLA (jit_compile=True)", "mixed bfloat16")]
 
@@ -45,12 +53,11 @@ DEFAULT_LEVERS = [name for name in LEVERS if name not in ("XLA (jit_compile=True
 
 def side(spec: dict) -> None:
     """Train as `spec` says, pacing epochs by stdin; print one JSON line per epoch, then a final one."""
-    if not spec["digitlab"]:
-        import tensorflow as tf  # noqa: PLC0415, F401 - before digitlab, so TensorFlow keeps its own defaults
+    import tensorflow as tf  # noqa: PLC0415 - before digitlab, so TensorFlow keeps its own defaults
 
-        if spec.get("threads"):
-            tf.config.threading.set_intra_op_parallelism_threads(spec["threads"][0])
-            tf.config.threading.set_inter_op_parallelism_threads(spec["threads"][1])
+    if spec.get("threads"):
+        tf.config.threading.set_intra_op_parallelism_threads(spec["threads"][0])
+        tf.config.threading.set_inter_op_parallelism_threads(spec["threads"][1])
     import keras  # noqa: PLC0415
     from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415
 
@@ -87,7 +94,8 @@ def side(spec: dict) -> None:
                 report(epoch=progress.epoch, seconds=progress.history["seconds"][-1])
                 wait()
 
-        result = train(config, data, on_progress=on_progress)
+        result = train(config, data, on_progress=on_progress, should_stop=lambda: None,
+                       steps_per_execution=spec.get("steps_per_execution", 16))
         model, precision = result.model, result.precision
     else:
         keras.utils.set_random_seed(config.seed)
@@ -98,6 +106,10 @@ def side(spec: dict) -> None:
         if spec.get("jit_compile"):
             model.jit_compile = True
         callbacks = [Paced()]
+        if spec.get("reporter"):  # what `train` adds: per-execution progress and a stop poll
+            from digitlab.training import _Reporter  # noqa: PLC0415
+
+            callbacks.append(_Reporter(config, 1, lambda progress: None, lambda: None, 0.25))
         if config.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
                                                            restore_best_weights=True))
@@ -163,6 +175,7 @@ def race(sides: dict[str, dict]) -> dict[str, dict]:
         order = active if round_number % 2 == 0 else active[::-1]
         for name in list(order):
             process = processes[name]
+            stolen = _steal()
             process.stdin.write("go\n")
             process.stdin.flush()
             line = process.stdout.readline()
@@ -176,7 +189,9 @@ def race(sides: dict[str, dict]) -> dict[str, dict]:
             else:
                 results[name]["seconds"].append(values["seconds"])
                 results[name]["loads"].append(_load())
-                print(f"{name}: epoch {values['epoch']} {values['seconds']:.2f} s (load {_load()})", flush=True)
+                stolen = _steal() - stolen
+                print(f"{name}: epoch {values['epoch']} {values['seconds']:.2f} s (load {_load()}, "
+                      f"stolen {stolen:.1f} s)", flush=True)
         round_number += 1
     return results
 
@@ -234,6 +249,11 @@ def levers(names, *, images, epochs):
 
 def _load():
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _steal() -> float:
+    """CPU seconds the hypervisor has taken from this VM since boot (all cores)."""
+    return int(Path("/proc/stat").read_text().split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu():
