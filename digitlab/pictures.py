@@ -39,17 +39,31 @@ def montage(images: np.ndarray, *, columns: int, gap: int = 2) -> np.ndarray:
     return out
 
 
+def _heat_table(levels: int = 1024) -> np.ndarray:
+    """uint8 (2·levels + 1, 3): rows 0..levels−1 negative (−1 → 0) in blue, rows levels.. positive (0 → 1) through
+    the inferno anchors, the last row grey for NaN. `heat` looks colours up here: one gather instead of a dozen
+    passes over 3-channel floats (the Inside page draws ~25,000 cells per stroke)."""
+    steps = np.linspace(0, 1, levels, dtype=np.float32)
+    position = steps * (len(_INFERNO) - 1)
+    low = np.minimum(position.astype(int), len(_INFERNO) - 2)
+    positive = _INFERNO[low] + (position - low)[:, None] * (_INFERNO[low + 1] - _INFERNO[low])
+    negative = NEGATIVE * steps[::-1, None]
+    return np.concatenate([negative, positive, [[60, 60, 60]]]).astype(np.uint8)
+
+
+_HEAT = _heat_table()
+
+
 def heat(values: np.ndarray, *, limit: float | None = None) -> np.ndarray:
     """Float (h, w) → uint8 (h, w, 3) on one colour scale: 0 black, `limit` (default: the largest value) pale
-    yellow, through purple and orange; negative values (an activation before its ReLU) in blue, NaN (gaps) grey."""
+    yellow, through purple and orange; negative values (an activation before its ReLU) in blue, NaN (gaps) grey.
+    Colours come in 1,024 steps per side (within 2 of 255 of the exact blend)."""
     values = np.asarray(values, np.float32)
     limit = float(limit if limit is not None else np.nanmax(np.abs(values), initial=0)) or 1.0
-    scaled = np.nan_to_num(values / limit, nan=0.0)
-    position = np.clip(scaled, 0, 1) * (len(_INFERNO) - 1)
-    low = np.minimum(position.astype(int), len(_INFERNO) - 2)
-    colour = _INFERNO[low] + (position - low)[..., None] * (_INFERNO[low + 1] - _INFERNO[low])
-    colour = np.where(scaled[..., None] < 0, NEGATIVE * np.clip(-scaled, 0, 1)[..., None], colour)
-    return np.where(np.isnan(values)[..., None], 60, colour).astype(np.uint8)
+    levels = (len(_HEAT) - 1) // 2
+    steps = np.rint(np.clip(np.nan_to_num(values) * ((levels - 1) / limit), 1 - levels, levels - 1)).astype(int)
+    index = np.where(steps < 0, levels - 1 + steps, levels + steps)  # −k → the k-th blue row above black
+    return _HEAT[np.where(np.isnan(values), 2 * levels, index)]
 
 
 def signed(values: np.ndarray, *, limit: float | None = None) -> np.ndarray:
