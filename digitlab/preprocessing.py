@@ -92,7 +92,7 @@ def _looks_like_noise(mask: np.ndarray) -> bool:
 
     A digit is one to three strokes (a "4" or "5" drawn in pieces); noise is many small, separate blobs.
     """
-    from scipy import ndimage  # noqa: PLC0415 - 0.4 s to import: kept off a page's first run (views.ui.warm_up)
+    from scipy import ndimage  # noqa: PLC0415 - 0.4 s to import: paid at the first drawing, not a page's first run
 
     labels, count = ndimage.label(mask)
     if count <= 3:
