@@ -237,6 +237,15 @@ def test_training_survives_page_switch_and_reload(server, page, tmp_path):
     shoot(page, tmp_path, "train-finished")
 
 
+def visible_box(element, *, seconds: float = 5.0):
+    """The element's box once it is visible: "Starting" gives way to "Training" in a new element, and for a moment
+    neither is on screen (its box is then None)."""
+    deadline = time.time() + seconds
+    while (box := element.bounding_box()) is None and time.time() < deadline:
+        time.sleep(0.1)
+    return box
+
+
 def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, page, tmp_path):
     """Issue 15, defects 3 and 6: phases, a steady ETA, the live view where the eye is, Stop felt at once."""
     start_training(page, f"{server}/train?model=cnn&preset=reference&num_epochs=20&train_limit=20000&early_stopping=0")
@@ -246,7 +255,7 @@ def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, p
     stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True)  # not the
     # header's Stop, which stops the script run while it is running
     for element in (status.first, stop):  # in the first screen, without scrolling
-        box = element.bounding_box()
+        box = visible_box(element)
         assert box and 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"], box
     seen, etas = set(), []
     deadline = time.time() + 240
