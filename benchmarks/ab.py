@@ -33,8 +33,7 @@ def _module(name: str, path: Path):
 def stroke(trees: dict, repeats: int) -> None:
     from benchmarks.latency import canvases
 
-    images = canvases(repeats)
-    images = images[0] if isinstance(images, tuple) else images
+    images, _ = canvases(repeats)
     sides = {}
     for name, tree in trees.items():
         prepare = _module(f"prep_{name}", tree / "digitlab" / "preprocessing.py").prepare_image
