@@ -67,10 +67,12 @@ def startup(trees: dict, rounds: int) -> None:
     for r in range(rounds):
         for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
             out = subprocess.run([sys.executable, "-c", one], cwd=trees[name], capture_output=True, text=True)
-            results[name].append(round(float(out.stdout.strip().splitlines()[-1]), 2))
+            results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(name, results[name][-1], flush=True)
-    for name, seconds in results.items():
-        print(f"{name}: median {np.median(seconds):.2f} s, runs {seconds}")
+    for name, runs in results.items():
+        for key in runs[0]:
+            seconds = [round(run[key], 2) for run in runs]
+            print(f"{name} {key}: median {np.median(seconds):.2f} s, runs {seconds}")
 
 
 def main():

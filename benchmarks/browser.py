@@ -88,14 +88,18 @@ def draw_seven(page, x0, y0, dx=0):
     return time.perf_counter()  # the moment the stroke ends
 
 
-def draw_on_draw_page(page, url) -> None:
-    """Open Draw, draw a 7 once the canvas is there, and wait until a prediction is shown."""
+def draw_on_draw_page(page, url) -> dict:
+    """Open Draw, draw a 7 once the canvas is there, and wait until both answers are on screen under the canvas,
+    then for the big "Prediction" figures beside it. Returns the perf_counter moments of each."""
     page.goto(f"{url}/draw")
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(timeout=120_000)
     box = canvas.bounding_box()
     draw_seven(page, box["x"], box["y"])
+    page.get_by_text("CNN: ").first.wait_for(timeout=120_000)  # "ANN: 7 (98%) · CNN: 7 (99%)"
+    answered = time.perf_counter()
     page.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=120_000)
+    return {"answer": answered, "metric": time.perf_counter()}
 
 
 def rss_mb(pid: int) -> float:
