@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from .anatomy import Layer, anatomy
-from .config import RunConfig, resolve_precision
+from .config import RunConfig, _cpu_has_bfloat16, resolve_precision
 from .evaluation import EVALUATION_BATCH
 
 MB = 1024**2
@@ -108,17 +108,24 @@ def available_memory_bytes() -> int | None:
 STARTUP_SECONDS = 12.0  # a worker's start: Python, TensorFlow, MNIST, building the model (measured here)
 
 
-def training_seconds(config: RunConfig) -> float:
-    """Rough training time on this kind of machine (2 cores): epochs × per-epoch cost.
+def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) -> float:
+    """Rough training time on a 2-core machine of this machine's kind (with or without native bfloat16).
 
-    Per epoch: 2.9 ms per batch of overhead + training FLOPs at ~119.7 GFLOP/s, fitted to plain-Keras timings of the
-    reference CNN (12 s at batch 32, 8 s at batch 128 on 54k images), divided by DigitLab's measured speed-up over
-    plain Keras (1.6× with bfloat16, 1.19× without; benchmarks/RESULTS.md); augmentation adds ~30%. The rate was
-    119 GFLOP/s when biases went uncounted: ×5,291,594 / 5,262,080, the reference CNN's FLOPs with and without them.
+    Without native bfloat16 (the AVX2 EPYC), fitted to the training times of every preset and two candidates measured
+    there (benchmarks/RESULTS.md, "The Train page's time estimate"): 4.1 s per run (tracing, the first epoch's
+    warm-up) + per epoch 0.73 ms per batch + the training FLOPs at 46.6 GFLOP/s + 92.6 µs per augmented image (the
+    rotation, zoom and shift are per image, whatever the model). With native bfloat16 (an earlier machine, not
+    re-measured): 2.9 ms per batch + the training FLOPs at ~119.7 GFLOP/s, fitted to plain-Keras timings of the
+    reference CNN (12 s at batch 32, 8 s at batch 128 on 54k images), divided by DigitLab's speed-up over plain
+    Keras there (1.6× with bfloat16, 1.19× without); augmentation adds ~30%.
     """
     images = config.num_train_images
     batches = math.ceil(images / config.batch_size)
-    per_epoch = batches * 2.9e-3 + images * 3 * forward_flops(config) / 119.7e9
+    flops = images * 3 * forward_flops(config)
+    if not (_cpu_has_bfloat16() if native_bfloat16 is None else native_bfloat16):
+        per_epoch = batches * 0.73e-3 + flops / 46.6e9 + (images * 92.6e-6 if config.augment else 0.0)
+        return 4.1 + config.num_epochs * per_epoch
+    per_epoch = batches * 2.9e-3 + flops / 119.7e9
     per_epoch /= 1.6 if resolve_precision(config.precision) == "bfloat16" else 1.19
     per_epoch *= 1.3 if config.augment else 1.0
     return config.num_epochs * per_epoch

@@ -50,8 +50,11 @@ def test_the_estimate_covers_start_up_training_and_finishing():
     total = costs.estimate_seconds(config)
     assert total == pytest.approx(costs.STARTUP_SECONDS + costs.training_seconds(config)
                                   + costs.finishing_seconds(config))
-    assert costs.training_seconds(config.replace(num_epochs=20)) == pytest.approx(
-        2 * costs.training_seconds(config))
+    more = config.replace(num_epochs=20)
+    assert costs.training_seconds(more, native_bfloat16=True) == pytest.approx(
+        2 * costs.training_seconds(config, native_bfloat16=True))
+    assert costs.training_seconds(more, native_bfloat16=False) > 1.9 * costs.training_seconds(config,
+                                                                                            native_bfloat16=False)
     assert np.isfinite(total) and total > costs.STARTUP_SECONDS
 
 
@@ -59,5 +62,26 @@ def test_the_time_model_reproduces_the_plain_keras_timings_it_was_fitted_to():
     # The reference CNN took 12 s per epoch at batch 32 and 8 s at batch 128 on 54,000 images in plain Keras
     # (float32); DigitLab's own float32 training is 1.19× faster (benchmarks/RESULTS.md, "Training speed").
     config = preset("reference", model="cnn", num_epochs=1, precision="float32")
-    assert 1.19 * costs.training_seconds(config) == pytest.approx(12, rel=0.05)
-    assert 1.19 * costs.training_seconds(config.replace(batch_size=128)) == pytest.approx(8, rel=0.06)
+    assert 1.19 * costs.training_seconds(config, native_bfloat16=True) == pytest.approx(12, rel=0.05)
+    assert 1.19 * costs.training_seconds(config.replace(batch_size=128), native_bfloat16=True) == pytest.approx(
+        8, rel=0.06)
+
+
+# Training seconds measured on the AVX2 EPYC (no native bfloat16), DigitLab's train: benchmarks/presets.json (median
+# of the seeds), the shipped models' cards and `benchmarks.presets --select` (benchmarks/RESULTS.md).
+AVX2_TIMINGS = [
+    (dict(model="cnn", filters=(16, 32), hidden_units=256, dropout_rate=0.1, num_epochs=2, batch_size=128), 20.95),
+    (dict(model="ann", hidden_units=256, dropout_rate=0.2, num_epochs=5, batch_size=128), 11.49),
+    (dict(model="cnn", filters=(32, 64), hidden_units=128, num_epochs=10, batch_size=32), 176.48),
+    (dict(model="ann", hidden_units=128, num_epochs=10, batch_size=32), 22.98),
+    (dict(model="ann", hidden_units=512, num_epochs=30, batch_size=64), 140.15),
+    (dict(model="cnn", filters=(32, 64), convs_per_block=2, hidden_units=256, num_epochs=20, batch_size=128,
+          augment=True), 1434.5),
+    (dict(model="ann", hidden_units=1024, num_epochs=40, batch_size=128, augment=True), 445.85),
+]
+
+
+@pytest.mark.parametrize("settings, measured", AVX2_TIMINGS)
+def test_the_time_model_is_within_25_percent_of_the_avx2_timings(settings, measured):
+    estimate = costs.training_seconds(RunConfig(**settings), native_bfloat16=False)
+    assert estimate == pytest.approx(measured, rel=0.25)
