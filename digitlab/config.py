@@ -192,8 +192,10 @@ _PRESETS: dict[str, dict[str, dict]] = {
                     batch_size=128, learning_rate=8e-3, schedule="onecycle", early_stopping=None),
     },
     "best": {
-        "ann": dict(model="ann", hidden_units=512, dropout_rate=0.3, num_epochs=30, batch_size=64,
-                    learning_rate=1e-3, schedule="onecycle", early_stopping=None),
+        # Chosen on validation (seed 0, float32 EPYC): this recipe 99.13% in 446 s; 2048 units 99.10% in 691 s;
+        # dropout 0.4 99.05%; the previous 512 units, no augmentation, 30 epochs, batch 64, 1e-3: 98.83%.
+        "ann": dict(model="ann", hidden_units=1024, dropout_rate=0.3, num_epochs=40, batch_size=128,
+                    learning_rate=2e-3, schedule="onecycle", augment=True, early_stopping=None),
         # 20 epochs: validation accuracy 99.55% against 99.52% at 35 (one seed each, BF16 EPYC). The shipped CNN
         # is this recipe, seed 0 (models/cnn.json).
         "cnn": dict(model="cnn", filters=(32, 64), convs_per_block=2, hidden_units=256, dropout_rate=0.4,
