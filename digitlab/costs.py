@@ -111,7 +111,7 @@ STARTUP_SECONDS = 12.0  # a worker's start: Python, TensorFlow, MNIST, building 
 def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) -> float:
     """Rough training time on a 2-core machine of this machine's kind (with or without native bfloat16).
 
-    Without native bfloat16 (the AVX2 EPYC), fitted to the training times of every preset and two candidates measured
+    Without native bfloat16 (the AVX2 EPYC), fitted to the training times of every preset and one candidate measured
     there (benchmarks/RESULTS.md, "The Train page's time estimate"): 4.1 s per run (tracing, the first epoch's
     warm-up) + per epoch 0.73 ms per batch + the training FLOPs at 46.6 GFLOP/s + 92.6 µs per augmented image (the
     rotation, zoom and shift are per image, whatever the model). With native bfloat16 (an earlier machine, not
