@@ -4,8 +4,8 @@ paired runs compare changes): per-stroke work in-process, and server start → f
     python -m benchmarks.ab stroke --base DIR [--new DIR] [--repeats 300]
     python -m benchmarks.ab startup --base DIR [--new DIR] [--rounds 4]
 
-`stroke`: the same canvases through each checkout's `prepare_image` and `ServingModel` (the new checkout's shipped
-models), alternating image by image. `startup`: `benchmarks.startup.draw_first` run in each checkout in turn, the
+`stroke`: the same canvases through each checkout's `prepare_image`, `ServingModel` and shipped models,
+alternating image by image. `startup`: `benchmarks.startup.draw_first` run in each checkout in turn, the
 order alternating by round. DIR is a checkout, e.g. `git worktree add /tmp/base <commit>`.
 """
 
@@ -38,7 +38,7 @@ def stroke(trees: dict, repeats: int) -> None:
     for name, tree in trees.items():
         prepare = _module(f"prep_{name}", tree / "digitlab" / "preprocessing.py").prepare_image
         serving = _module(f"digitlab.serving_{name}", tree / "digitlab" / "serving.py")
-        sides[name] = (prepare, [serving.ServingModel(ROOT / "models" / f"{m}.onnx") for m in ("ann", "cnn")])
+        sides[name] = (prepare, [serving.ServingModel(tree / "models" / f"{m}.onnx") for m in ("ann", "cnn")])
     for prepare, models in sides.values():  # warm up
         for image in images[:20]:
             for model in models:

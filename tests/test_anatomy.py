@@ -89,7 +89,7 @@ def test_first_kernel_is_read_without_tensorflow_and_equals_keras(tmp_path):
     assert kind == "Conv2D"
     np.testing.assert_array_equal(kernel, model.layers[2].kernel.numpy())  # image, reshape, then the convolution
     kind, kernel = load_first_kernel(ROOT / "models" / "ann.keras")
-    assert kind == "Dense" and kernel.shape == (784, 512)
+    assert kind == "Dense" and kernel.shape == (784, 1024)
 
 
 def test_inspect_on_the_command_line(capsys, tmp_path):
@@ -101,7 +101,7 @@ def test_inspect_on_the_command_line(capsys, tmp_path):
     assert set(result["layers"][-1]) >= {"name", "type", "output_shape", "parameters", "flops"}
     assert main(["inspect", "ann"]) == 0
     text = capsys.readouterr().out
-    assert "Dense" in text and "401,920" in text and text.splitlines()[-2].split()[-2:] == ["407,050", "813,578"]
+    assert "Dense" in text and "803,840" in text and text.splitlines()[-2].split()[-2:] == ["814,090", "1,627,146"]
     assert main(["inspect", str(tmp_path / "missing.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
     assert main(["inspect", "model.h5"]) == 2

@@ -246,6 +246,18 @@ def visible_box(element, *, seconds: float = 5.0):
     return box
 
 
+def settled_box(element, *, seconds: float = 5.0):
+    """The element's box once it has stopped moving (the same twice, 0.3 s apart), as a person waits for a page to
+    stop shifting before clicking."""
+    deadline, box = time.time() + seconds, element.bounding_box()
+    while time.time() < deadline:
+        time.sleep(0.3)
+        box, last = element.bounding_box(), box
+        if box and box == last:
+            break
+    return box
+
+
 def test_a_run_shows_every_phase_in_view_and_stop_says_stopped_at_once(server, page, tmp_path):
     """Issue 15, defects 3 and 6: phases, a steady ETA, the live view where the eye is, Stop felt at once."""
     start_training(page, f"{server}/train?model=cnn&preset=reference&num_epochs=20&train_limit=20000&early_stopping=0")
@@ -312,11 +324,11 @@ def test_clicking_a_confusion_cell_shows_those_digits(server, page, tmp_path):
     page.get_by_text("Most confused pairs").wait_for(timeout=90_000)
     wait_idle(page)
     chart = page.locator('[data-testid="stPlotlyChart"]').nth(1)  # after the training curves
-    chart.scroll_into_view_if_needed()
     # Case-sensitive and whole: Plotly's hover label "true 4, predicted 9: 1 images" must not count.
     gallery = page.get_by_text(re.compile(r"^True 4, predicted 9: \d+ images?$"))
     for _ in range(3):  # a click while the chart is still settling can miss, as it can for a person: click again
-        area = chart.locator("rect.nsewdrag").first.bounding_box()  # the plot area: 10 × 10 cells, true 0 on top
+        chart.scroll_into_view_if_needed()  # charts above it may still be resizing: look at it again, then click
+        area = settled_box(chart.locator("rect.nsewdrag").first)  # the plot area: 10 × 10 cells, true 0 on top
         x, y = area["x"] + area["width"] * 9.5 / 10, area["y"] + area["height"] * 4.5 / 10
         page.mouse.move(x, y)
         time.sleep(0.3)
