@@ -134,16 +134,15 @@ def _ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         ink = np.asarray(Image.fromarray(np.ascontiguousarray(pixels)).convert("L")) if colour else pixels.reshape(
             pixels.shape[:2])
         values = _LEVELS
-        if np.median(values[_border(ink)]) > 0.5:  # a light background: ink is the inverse
-            ink, values = 255 - ink, 1.0 - _LEVELS[::-1]
     else:
         pixels = pixels.astype(np.float32) / scale
-        grey = pixels[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if colour else pixels.reshape(
+        ink = values = pixels[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if colour else pixels.reshape(
             pixels.shape[:2])
-        ink = 1.0 - grey if np.median(_border(grey)) > 0.5 else grey
-        values = ink
+    background = _border_median(ink, values if eight_bit else None)
+    if background > 0.5:  # a light background: ink is the inverse
+        ink, values = (255 - ink, 1.0 - _LEVELS[::-1]) if eight_bit else (1.0 - ink,) * 2
+        background = _border_median(ink, values if eight_bit else None)
     # Stretch so the background is 0 and the darkest stroke 1 (photos are rarely pure black on pure white).
-    background = np.median(values[_border(ink)] if eight_bit else _border(ink))
     peak = values[ink.max()] if eight_bit else ink.max()
     if background > 0 or peak < 1:  # a canvas is already 0 to 1
         values = np.clip((values - background) / max(peak - background, 1e-6), 0, 1)
@@ -151,8 +150,10 @@ def _ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return (ink, values) if eight_bit else (values, None)
 
 
-def _border(image: np.ndarray) -> np.ndarray:
-    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+def _border_median(image: np.ndarray, values: np.ndarray | None) -> float:
+    """The median of the image's edge pixels (of their `values`, for 8-bit levels)."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    return np.median(border if values is None else values[border])
 
 
 def load_image_file(path) -> np.ndarray:
