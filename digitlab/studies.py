@@ -194,6 +194,8 @@ def trial_rows(study) -> list[dict]:
         if t.state == TrialState.FAIL:
             state = "skipped" if "skipped" in attrs else "failed"
             note = note or "its worker stopped (no heartbeat) or hit an error; queued again"
+        elif t.state == TrialState.WAITING:  # a retry, or an untried set queued in place of a skipped twin
+            note = "runs when a worker is free (after a Stop: when the sweep is started again)"
         if "failed_trial" in t.system_attrs:
             note = f"retry of #{t.system_attrs['failed_trial']}" + (f"; {note}" if note else "")
         end = t.datetime_complete or (t.datetime_start and datetime.datetime.now())
