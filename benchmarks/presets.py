@@ -1,6 +1,6 @@
 """Time to accuracy of the presets: training seconds and MNIST test accuracy, as the Train page shows them.
 
-    python -m benchmarks.presets [--seeds 0 1 2] [--presets reference fast] [--models ann cnn]
+    python -m benchmarks.presets [--seeds 0 1 2] [--presets reference fast] [--models ann cnn] [--merge]
     python -m benchmarks.presets --select --presets fast --models cnn --set num_epochs=1 filters=24,48
 
 Measuring: each preset × model trains on the full training set (DigitLab's `train`, as the dashboard runs it) once
@@ -28,8 +28,9 @@ from digitlab.data import load_mnist
 OUT = Path(__file__).resolve().parent / "presets.json"
 
 
-def measure(name: str, model: str, seeds: list[int], data) -> dict:
-    """Train preset `name` for `model` once per seed; test accuracy once per seed."""
+def measure(name: str, model: str, seeds: list[int], data, *, earlier: list[dict] = ()) -> dict:
+    """Train preset `name` for `model` once per seed; test accuracy once per seed. `earlier` runs (other seeds,
+    same recipe) are counted with the new ones."""
     from digitlab.evaluation import evaluate_model  # noqa: PLC0415
     from digitlab.export import machine_description  # noqa: PLC0415
     from digitlab.preprocessing import scale_images  # noqa: PLC0415
@@ -45,6 +46,7 @@ def measure(name: str, model: str, seeds: list[int], data) -> dict:
         print(f"{name} {model} seed {seed}: test {accuracy:.2%} (validation {rows[-1]['val_accuracy']:.2%}) in "
               f"{result.train_seconds:.1f} s ({result.epochs_run} epochs, {result.precision}, load {_load()})",
               flush=True)
+    rows = sorted([r for r in earlier if r["seed"] not in seeds] + rows, key=lambda r: r["seed"])
     accuracies = [r["test_accuracy"] for r in rows]
     return {
         "test_accuracy": float(np.mean(accuracies)), "test_accuracy_std": float(np.std(accuracies)),
@@ -52,7 +54,7 @@ def measure(name: str, model: str, seeds: list[int], data) -> dict:
         "train_seconds": statistics.median(r["train_seconds"] for r in rows),
         "runs": rows, "date": time.strftime("%Y-%m-%d"), "machine": machine_description(),
         "command": f"python -m benchmarks.presets --presets {name} --models {model} --seeds "
-                   + " ".join(map(str, seeds)),
+                   + " ".join(map(str, seeds)) + (" --merge" if len(rows) > len(seeds) else ""),
     }
 
 
@@ -84,6 +86,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=["cnn", "ann"])
     parser.add_argument("--select", action="store_true", help="score on the validation split only; write nothing")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="with --select: changes")
+    parser.add_argument("--merge", action="store_true", help="keep the recorded runs of seeds not given")
     args = parser.parse_args()
     data = load_mnist()
     if args.select:
@@ -95,7 +98,8 @@ def main():
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name in args.presets:
         for model in args.models:
-            results[f"{name}/{model}"] = measure(name, model, args.seeds, data)
+            earlier = results.get(f"{name}/{model}", {}).get("runs", []) if args.merge else []
+            results[f"{name}/{model}"] = measure(name, model, args.seeds, data, earlier=earlier)
             OUT.write_text(json.dumps(results, indent=1) + "\n")
     print("\n| preset | model | test accuracy, mean ± std (min) | training time, median | seeds | CPU |\n"
           "|---|---|---|---|---|---|")
