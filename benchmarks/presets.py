@@ -53,6 +53,7 @@ def measure(name: str, model: str, seeds: list[int], data, *, earlier: list[dict
         "min_test_accuracy": min(accuracies),
         "train_seconds": statistics.median(r["train_seconds"] for r in rows),
         "runs": rows, "date": time.strftime("%Y-%m-%d"), "machine": machine_description(),
+        "config": {k: v for k, v in preset(name, model=model).to_params().items() if k != "seed"},
         "command": f"python -m benchmarks.presets --presets {name} --models {model} --seeds "
                    + " ".join(map(str, seeds)) + (" --merge" if len(rows) > len(seeds) else ""),
     }

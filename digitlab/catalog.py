@@ -27,26 +27,29 @@ def load_card(model_id: str) -> dict:
 def load_preset_result(name: str, model: str) -> dict | None:
     """What preset `name` measured for `model`: {"test_accuracy", "train_seconds", "machine", "source"}, or None.
 
-    `best` is what the shipped model (trained with it) measured; the others come from benchmarks/presets.json,
-    written by `python -m benchmarks.presets`. "machine" says which CPU: figures differ 2× between CPUs.
+    From benchmarks/presets.json (written by `python -m benchmarks.presets`), else for `best` from the shipped
+    model's card (trained with it). A figure speaks for the preset only if it was made with today's recipe (the
+    recorded config; `best` entries must record one). "machine" says which CPU: figures differ 2× between CPUs.
     """
+    recipe = {k: v for k, v in preset(name, model=model).to_params().items() if k != "seed"}
+    try:
+        result = json.loads((PROJECT_DIR / "benchmarks" / "presets.json").read_text())[f"{name}/{model}"]
+    except (OSError, ValueError, KeyError):
+        result = None
+    if result and result.get("config", None if name == "best" else recipe) == recipe:
+        seeds = len(result["runs"])
+        return {"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"],
+                "machine": describe_machine(result.get("machine")),
+                "source": ("one seed" if seeds == 1 else f"mean of {seeds} seeds, median time")
+                + ", benchmarks/presets.json"}
     if name == "best" and model in SHIPPED:
         card = load_card(model)
-        made_with = card.get("config", {})  # the shipped model speaks for the preset only if it was trained with it
-        if card.get("preset") == "best" and all(made_with.get(k) == v for k, v in preset(name, model=model).to_params().items()
-                                                if k != "seed"):
+        made_with = {k: v for k, v in card.get("config", {}).items() if k != "seed"}
+        if card.get("preset") == "best" and made_with == recipe:
             return {"test_accuracy": card["test_accuracy"], "train_seconds": card["train_seconds"],
                     "machine": describe_machine(card.get("machine")),
                     "source": f"the shipped {model.upper()}, models/{model}.json"}
-    path = PROJECT_DIR / "benchmarks" / "presets.json"
-    try:
-        result = json.loads(path.read_text())[f"{name}/{model}"]
-    except (OSError, ValueError, KeyError):
-        return None
-    seeds = len(result["runs"])
-    return {"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"],
-            "machine": describe_machine(result.get("machine")),
-            "source": ("one seed" if seeds == 1 else f"mean of {seeds} seeds, median time") + ", benchmarks/presets.json"}
+    return None
 
 
 def describe_machine(machine) -> str:

@@ -213,11 +213,12 @@ def resolve_precision(precision: str) -> str:
     """
     if precision != "auto":
         return precision
-    return "bfloat16" if _cpu_has_bfloat16() else "float32"
+    return "bfloat16" if cpu_has_bfloat16() else "float32"
 
 
 @functools.cache
-def _cpu_has_bfloat16() -> bool:
+def cpu_has_bfloat16() -> bool:
+    """True on CPUs with native bfloat16 (AVX512-BF16 or AMX), from /proc/cpuinfo; False elsewhere."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:  # not Linux: stay with float32

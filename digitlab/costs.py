@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from .anatomy import Layer, anatomy
-from .config import RunConfig, _cpu_has_bfloat16, resolve_precision
+from .config import RunConfig, cpu_has_bfloat16, resolve_precision
 from .evaluation import EVALUATION_BATCH
 
 MB = 1024**2
@@ -122,7 +122,7 @@ def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) 
     images = config.num_train_images
     batches = math.ceil(images / config.batch_size)
     flops = images * 3 * forward_flops(config)
-    if not (_cpu_has_bfloat16() if native_bfloat16 is None else native_bfloat16):
+    if not (cpu_has_bfloat16() if native_bfloat16 is None else native_bfloat16):
         per_epoch = batches * 0.73e-3 + flops / 46.6e9 + (images * 92.6e-6 if config.augment else 0.0)
         return 4.1 + config.num_epochs * per_epoch
     per_epoch = batches * 2.9e-3 + flops / 119.7e9

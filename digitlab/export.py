@@ -259,7 +259,7 @@ def save_model_with_card(outcome, path, *, preset: str = "") -> Path:
 
 def machine_description() -> dict:
     """The CPU a figure was measured on: model name, cores, and whether it has native bfloat16."""
-    from .config import _cpu_has_bfloat16  # noqa: PLC0415
+    from .config import cpu_has_bfloat16  # noqa: PLC0415
 
     name = ""
     try:
@@ -267,7 +267,7 @@ def machine_description() -> dict:
                     if line.startswith("model name"))
     except (OSError, StopIteration):
         name = platform.processor()
-    return {"cpu": name, "cores": os.cpu_count(), "native_bfloat16": _cpu_has_bfloat16(),
+    return {"cpu": name, "cores": os.cpu_count(), "native_bfloat16": cpu_has_bfloat16(),
             "arch": platform.machine()}
 
 

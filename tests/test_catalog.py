@@ -13,7 +13,8 @@ def test_preset_figures_name_their_cpu_and_seeds():
     assert fast["source"].startswith(f"mean of {len(stored['runs'])} seeds")
 
 
-def test_a_shipped_model_speaks_for_the_preset_only_if_made_with_it(monkeypatch):
+def test_a_shipped_model_speaks_for_the_preset_only_if_made_with_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(catalog, "PROJECT_DIR", tmp_path)  # no benchmarks/presets.json: the card speaks
     card = catalog.load_card("cnn")
     assert card["config"] == preset("best", model="cnn", seed=card["seed"]).to_params()
     measured = catalog.load_preset_result("best", "cnn")
@@ -21,6 +22,21 @@ def test_a_shipped_model_speaks_for_the_preset_only_if_made_with_it(monkeypatch)
     other_recipe = {**card, "config": {**card["config"], "num_epochs": "35"}}  # e.g. the CNN shipped before
     monkeypatch.setattr(catalog, "load_card", lambda model: other_recipe)
     assert catalog.load_preset_result("best", "cnn") is None  # so the Train page shows no figure for it
+
+
+def test_a_benchmark_figure_speaks_for_the_preset_only_if_made_with_its_recipe(monkeypatch, tmp_path):
+    monkeypatch.setattr(catalog, "PROJECT_DIR", tmp_path)
+    recipe = {k: v for k, v in preset("best", model="cnn").to_params().items() if k != "seed"}
+    runs = [{"seed": seed, "test_accuracy": 0.995, "train_seconds": 1400.0} for seed in range(3)]
+    entry = {"test_accuracy": 0.995, "train_seconds": 1400.0, "runs": runs, "machine": {"cpu": "AMD EPYC"}}
+    (tmp_path / "benchmarks").mkdir()
+    stored = tmp_path / "benchmarks" / "presets.json"
+    stored.write_text(json.dumps({"best/cnn": {**entry, "config": recipe}}))
+    assert catalog.load_preset_result("best", "cnn")["source"].startswith("mean of 3 seeds")
+    stored.write_text(json.dumps({"best/cnn": {**entry, "config": {**recipe, "num_epochs": "35"}}}))
+    assert "models/cnn.json" in catalog.load_preset_result("best", "cnn")["source"]  # the card's, not 35 epochs'
+    stored.write_text(json.dumps({"best/cnn": entry}))  # a `best` figure must say which recipe it measured
+    assert "models/cnn.json" in catalog.load_preset_result("best", "cnn")["source"]
 
 
 def test_a_machine_without_a_cpu_model_says_so():

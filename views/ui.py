@@ -38,11 +38,11 @@ def _opening_store() -> Future:
 
     future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-store").submit(open_store)
     future.add_done_callback(lambda done: setattr(done, "finished", time.monotonic()))
-    _OPENING.append(future)
+    _OPENING[:] = [future]  # the latest attempt only (a failed one is retried after 30 s)
     return future
 
 
-_OPENING: list[Future] = []  # filled once the store starts opening, so a page can ask without starting it
+_OPENING: list[Future] = []  # the opening, once started, so a page can ask without starting it
 
 
 def _store() -> runstore.RunStore:
