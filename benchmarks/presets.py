@@ -5,8 +5,9 @@
 
 Measuring: each preset × model trains on the full training set (DigitLab's `train`, as the dashboard runs it) once
 per seed and is scored once on the 10k test images; mean ± std and the median training time go to
-`benchmarks/presets.json` (with the CPU, whether it has native bfloat16, and /proc/loadavg), which the Train page
-reads. The `best` preset's numbers come from the shipped models' cards (`models/*.json`), trained with it.
+`benchmarks/presets.json` (with the CPU, whether it has native bfloat16, /proc/loadavg and the recipe measured), which
+the Train page reads while the recipe is today's. `--merge` counts a recipe's recorded runs of other seeds too (the
+`best` CNN's seed 0 is the shipped model's card).
 
 Choosing (`--select`): the same training with `--set FIELD=VALUE` changes, scored on the validation split only
 (the last 10% of the training images); the test images are not loaded. Presets are chosen this way.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.config import RunConfig, preset
+from digitlab.config import RunConfig, preset, recipe
 from digitlab.data import load_mnist
 
 OUT = Path(__file__).resolve().parent / "presets.json"
@@ -53,7 +54,7 @@ def measure(name: str, model: str, seeds: list[int], data, *, earlier: list[dict
         "min_test_accuracy": min(accuracies),
         "train_seconds": statistics.median(r["train_seconds"] for r in rows),
         "runs": rows, "date": time.strftime("%Y-%m-%d"), "machine": machine_description(),
-        "config": {k: v for k, v in preset(name, model=model).to_params().items() if k != "seed"},
+        "config": recipe(name, model=model),
         "command": f"python -m benchmarks.presets --presets {name} --models {model} --seeds "
                    + " ".join(map(str, seeds)) + (" --merge" if len(rows) > len(seeds) else ""),
     }
@@ -99,7 +100,10 @@ def main():
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name in args.presets:
         for model in args.models:
-            earlier = results.get(f"{name}/{model}", {}).get("runs", []) if args.merge else []
+            stored = results.get(f"{name}/{model}", {}) if args.merge else {}
+            if stored.get("config", recipe(name, model=model)) != recipe(name, model=model):
+                raise SystemExit(f"--merge: the recorded {name}/{model} runs used another recipe; run every seed")
+            earlier = stored.get("runs", [])
             results[f"{name}/{model}"] = measure(name, model, args.seeds, data, earlier=earlier)
             OUT.write_text(json.dumps(results, indent=1) + "\n")
     print("\n| preset | model | test accuracy, mean ± std (min) | training time, median | seeds | CPU |\n"

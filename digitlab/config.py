@@ -235,6 +235,11 @@ def preset(name: str, *, model: str = "cnn", **overrides) -> RunConfig:
     return RunConfig(**values)
 
 
+def recipe(name: str, *, model: str) -> dict[str, str]:
+    """Preset `name`'s settings for `model` as parameters, the seed apart: what a figure measured for it records."""
+    return {k: v for k, v in preset(name, model=model).to_params().items() if k != "seed"}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Validation and parsing, from FIELDS: each error says "<field> must be <allowed>, got <value>".
 # ---------------------------------------------------------------------------------------------------------------

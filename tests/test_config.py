@@ -1,6 +1,6 @@
 import pytest
 
-from digitlab.config import PRESETS, RunConfig, preset
+from digitlab.config import PRESETS, RunConfig, preset, recipe
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -55,6 +55,12 @@ def test_every_preset_is_valid_for_both_models():
             assert preset(name, model=model).model == model
     with pytest.raises(ValueError, match="preset must be one of"):
         preset("turbo")
+
+
+def test_a_recipe_is_the_preset_without_its_seed():
+    assert recipe("fast", model="cnn") == {k: v for k, v in preset("fast", model="cnn", seed=5).to_params().items()
+                                           if k != "seed"}
+    assert recipe("best", model="cnn")["num_epochs"] == "20" and "seed" not in recipe("best", model="ann")
 
 
 def test_params_round_trip_and_bad_strings_name_the_field():
