@@ -98,14 +98,15 @@ def main():
                 select(name, model, args.seeds, changes, data)
         return
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for name in args.presets:
-        for model in args.models:
-            stored = results.get(f"{name}/{model}", {}) if args.merge else {}
-            if stored.get("config", recipe(name, model=model)) != recipe(name, model=model):
-                raise SystemExit(f"--merge: the recorded {name}/{model} runs used another recipe; run every seed")
-            earlier = stored.get("runs", [])
-            results[f"{name}/{model}"] = measure(name, model, args.seeds, data, earlier=earlier)
-            OUT.write_text(json.dumps(results, indent=1) + "\n")
+    pairs = [(name, model) for name in args.presets for model in args.models]
+    earlier = {pair: results.get("/".join(pair), {}) if args.merge else {} for pair in pairs}
+    for (name, model), stored in earlier.items():  # before any training: refusing late would waste hours
+        if stored.get("config", recipe(name, model=model)) != recipe(name, model=model):
+            raise SystemExit(f"--merge: the recorded {name}/{model} runs used another recipe; run every seed")
+    for name, model in pairs:
+        runs = earlier[name, model].get("runs", [])
+        results[f"{name}/{model}"] = measure(name, model, args.seeds, data, earlier=runs)
+        OUT.write_text(json.dumps(results, indent=1) + "\n")
     print("\n| preset | model | test accuracy, mean ± std (min) | training time, median | seeds | CPU |\n"
           "|---|---|---|---|---|---|")
     for key, r in results.items():
