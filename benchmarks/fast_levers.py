@@ -1,0 +1,94 @@
+"""Two levers tried on the `fast` CNN that DigitLab does not ship (benchmarks/RESULTS.md, "Presets on the AVX2 EPYC").
+
+    python -m benchmarks.fast_levers betas    # one epoch with other Adam betas: validation accuracy, seeds 0-2
+    python -m benchmarks.fast_levers im2col   # seconds per epoch: stock first convolution against im2col
+
+`betas` scores on the validation split only (the test set is never loaded): DigitLab's `train` with Keras's Adam
+given other betas for the run. `im2col` times plain `fit` (batch 128, 54,000 images) of the `fast` CNN's layers
+with the first 3×3 convolution as is, or as a fixed one-hot 3×3 convolution to 9 channels followed by a trainable
+1×1 convolution (the same function and parameters, its weight gradient one matrix product), the two alternating.
+"""
+
+import argparse
+import functools
+import json
+import time
+
+import numpy as np
+
+from digitlab.data import load_mnist
+
+BETAS = {  # candidate: (changes to the one-epoch `fast` CNN, Adam keyword arguments)
+    "base 1 epoch": ({}, {}),
+    "betas 0.7/0.9": ({}, {"beta_1": 0.7, "beta_2": 0.9}),
+    "betas 0.7/0.9 lr 0.01": ({"learning_rate": "0.01"}, {"beta_1": 0.7, "beta_2": 0.9}),
+    "betas 0.7/0.9 dropout 0": ({"dropout_rate": "0.0"}, {"beta_1": 0.7, "beta_2": 0.9}),
+    "betas 0.9/0.99": ({}, {"beta_2": 0.99}),
+}
+
+
+def betas(data) -> None:
+    import keras  # noqa: PLC0415
+
+    from digitlab.config import RunConfig, preset  # noqa: PLC0415
+    from digitlab.training import train  # noqa: PLC0415
+
+    stock = keras.optimizers.Adam
+    try:
+        for name, (changes, adam) in BETAS.items():
+            keras.optimizers.Adam = functools.partial(stock, **adam)
+            scores, seconds = [], []
+            for seed in (0, 1, 2):
+                params = {**preset("fast", model="cnn", seed=seed).to_params(), "num_epochs": "1", **changes}
+                result = train(RunConfig.from_params(params), data)
+                scores.append(result.history["val_accuracy"][-1])
+                seconds.append(round(result.train_seconds, 1))
+            print(json.dumps({"candidate": name, "val_accuracy": [round(s, 4) for s in scores],
+                              "mean": round(float(np.mean(scores)), 5), "std": round(float(np.std(scores)), 5),
+                              "seconds": seconds}), flush=True)
+    finally:
+        keras.optimizers.Adam = stock
+
+
+def im2col(data, rounds: int = 2) -> None:
+    import keras  # noqa: PLC0415
+    from keras import layers  # noqa: PLC0415
+
+    x, y = data.x_train[:54_000].astype(np.float32) / 255.0, data.y_train[:54_000]
+
+    def build(patches: bool) -> keras.Model:
+        inputs = keras.Input((28, 28))
+        h = layers.Reshape((28, 28, 1))(inputs)
+        if patches:
+            one_hot = np.eye(9, dtype=np.float32).reshape(3, 3, 1, 9)  # output channel k = pixel k of the 3×3 patch
+            h = layers.Conv2D(9, 3, use_bias=False, trainable=False, kernel_initializer=keras.initializers.Constant(
+                one_hot))(h)
+            h = layers.Conv2D(16, 1, activation="relu")(h)
+        else:
+            h = layers.Conv2D(16, 3, activation="relu")(h)
+        h = layers.MaxPooling2D(2)(layers.Conv2D(32, 3, activation="relu")(layers.MaxPooling2D(2)(h)))
+        h = layers.Dropout(0.1)(layers.Dense(256, activation="relu")(layers.Flatten()(h)))
+        model = keras.Model(inputs, layers.Dense(10, activation="softmax")(h))
+        model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", steps_per_execution=16)
+        return model
+
+    for _ in range(rounds):
+        for patches in (False, True):
+            keras.utils.set_random_seed(0)
+            model = build(patches)
+            model.fit(x[:2048], y[:2048], batch_size=128, epochs=1, verbose=0)  # traces
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+            print(f"{'im2col' if patches else 'stock '} first layer: {time.perf_counter() - start:.2f} s per epoch",
+                  flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("lever", choices=["betas", "im2col"])
+    args = parser.parse_args()
+    {"betas": betas, "im2col": im2col}[args.lever](load_mnist())
+
+
+if __name__ == "__main__":
+    main()
