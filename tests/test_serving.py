@@ -8,6 +8,7 @@ import sys
 
 import keras
 import numpy as np
+import onnx
 import pytest
 
 from digitlab import export, serving
@@ -21,7 +22,10 @@ from digitlab.runs import RunStore
 
 @pytest.fixture(scope="module")
 def images(mnist):
-    return scale_images(mnist.x_test[:200])
+    """200 test digits, the second one blank (no ink: the ANN's graph gathers no kernel row)."""
+    images = scale_images(mnist.x_test[:200])
+    images[1] = 0
+    return images
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +66,28 @@ def test_fresh_runs_serve_like_keras_with_augmentation_and_batch_norm(fresh_runs
     store, run_ids = fresh_runs
     for run_id in run_ids:
         assert_serves_like_keras(serving.load_serving(run_id, store=store), load_model(run_id, store=store), images)
+
+
+def test_graphs_hold_the_lean_gradients(fresh_runs):
+    """CNN: each convolution's gradient is a Conv (export._convolve), not a ConvTranspose with shape nodes around it.
+    ANN: its first kernel is stored once (not again transposed for the gradient) and gathered by inked pixel."""
+    store, run_ids = fresh_runs
+    for model_id, kwargs in (("cnn", {}), (run_ids[1], {"store": store}), ("ann", {}), (run_ids[0], {"store": store})):
+        model = load_model(model_id, **kwargs)
+        graph = onnx.load(model_file(model_id, kind="onnx", **kwargs)).graph
+        ops = [node.op_type for node in graph.node]
+        convs = sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
+        if convs:
+            assert convs >= 2 and "ConvTranspose" not in ops and ops.count("Conv") == 2 * convs
+        else:
+            first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense)).kernel.shape
+            assert [tuple(i.dims) for i in graph.initializer].count(tuple(first)) == 1
+            assert sum(tuple(i.dims) == tuple(first)[::-1] for i in graph.initializer) == 0
+            assert {"NonZero", "Gather", "ScatterND"} <= set(ops)
+            blank = np.zeros((1, 28, 28), np.float32)  # no inked pixel at all: no row gathered
+            out = serving.load_serving(model_id, **kwargs).run(blank)
+            np.testing.assert_allclose(out["probabilities"], np.asarray(model(blank, training=False)), atol=1e-5)
+            assert not out["saliency"].any()
 
 
 def test_predict_batches_and_rejects_a_bad_target(images):
