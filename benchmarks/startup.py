@@ -2,14 +2,18 @@
 MNIST cache copied in, as after a first start) and headless Chromium:
 (A) the Draw link opened at once: server start → a drawn digit's answers on screen, then its `Prediction` figures;
 (B) another fresh server, Home opened at once: → health endpoint answers, → Home's heading, → its models table;
-then later strokes on Draw: mouse-up → the new prediction visible.
+then later strokes on Draw: mouse-up → the new prediction visible, and a new visitor on that warm server: opening
+Draw → the canvas, and → a drawn digit's answers (what is left when the server's start costs nothing).
 
-    python -m benchmarks.startup [--runs 3]
+    python -m benchmarks.startup [--runs 3] [--pin]
+
+--pin: the server on core 0, Chromium on core 1 (as if the visitor's browser ran on another machine).
 
 Needs Debian's chromium at /usr/bin/chromium. Prints seconds per run and the median.
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -17,19 +21,19 @@ import time
 from benchmarks.browser import draw_on_draw_page, draw_seven, fresh_home, run_in_browser, server
 
 
-def draw_first(browser) -> dict:
+def draw_first(browser, *, server_cpus: str | None = None) -> dict:
     """(A): seconds from server start until the first drawn digit's answers are on screen (the line under the
     canvas: "ANN: 7 (98%) · CNN: 7 (99%)"), and until the big "Prediction" figures beside it."""
-    with fresh_home() as home, server(home) as (url, _, start):
+    with fresh_home() as home, server(home, cpus=server_cpus) as (url, _, start):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         moments = draw_on_draw_page(page, url)
         page.close()
         return {"draw_first_" + name: moment - start for name, moment in moments.items()}
 
 
-def home_first(browser) -> dict:
-    """(B): Home's milestones from server start, then the stroke latency on Draw."""
-    with fresh_home() as home, server(home) as (url, _, start):
+def home_first(browser, *, server_cpus: str | None = None) -> dict:
+    """(B): Home's milestones from server start, then the stroke latency on Draw, then a new visitor's Draw."""
+    with fresh_home() as home, server(home, cpus=server_cpus) as (url, _, start):
         health = time.perf_counter() - start
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
@@ -40,6 +44,10 @@ def home_first(browser) -> dict:
         home_shown = time.perf_counter() - start
         draw = browser.new_page(viewport={"width": 1400, "height": 1000})
         draw_on_draw_page(draw, url)
+        visitor = browser.new_page(viewport={"width": 1400, "height": 1000})
+        opened = time.perf_counter()
+        moments = draw_on_draw_page(visitor, url)
+        visitor.close()
         strokes = []
         for i in range(5):  # later strokes: clear, draw again, wait for the new prediction
             draw.get_by_role("button", name="Clear").click()
@@ -51,18 +59,20 @@ def home_first(browser) -> dict:
             draw.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=20_000)
             strokes.append(time.perf_counter() - t)
         return {"health": health, "home_heading": home_heading, "home_complete": home_shown,
-                "stroke_to_prediction": statistics.median(strokes)}
-
-
-def one_run(browser) -> dict:
-    return {**draw_first(browser), **home_first(browser)}
+                "stroke_to_prediction": statistics.median(strokes),
+                "warm_visitor_canvas": moments["canvas"] - opened, "warm_visitor_answer": moments["answer"] - opened}
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pin", action="store_true", help="server on core 0, Chromium on core 1")
     args = parser.parse_args()
-    results = run_in_browser(one_run, args.runs)
+    cpus = "0" if args.pin else None
+    if args.pin:
+        os.sched_setaffinity(0, {1})  # Playwright's driver and Chromium inherit it
+    results = run_in_browser(lambda browser: {**draw_first(browser, server_cpus=cpus),
+                                              **home_first(browser, server_cpus=cpus)}, args.runs)
     for key in results[0]:
         values = [r[key] for r in results]
         print(f"{key:22s} median {statistics.median(values):6.2f} s   runs " + " ".join(f"{v:.2f}" for v in values))
