@@ -1,6 +1,6 @@
 """The one place that loads a model to predict: its serving graph in ONNX Runtime, no TensorFlow.
 
-A serving graph (written by `export.py` where the model was trained) answers one call with everything the
+A serving graph (written by `serving_graph.py` where the model was trained) answers one call with everything the
 dashboard shows about an image: probabilities, logits, gradient × input saliency, the last hidden layer and every
 convolution's activations. One thread per session and no spinning thread pools: on a 2-core host a stroke costs
 about a millisecond, and a session is safe to share between visitors (`InferenceSession.run` is thread-safe).

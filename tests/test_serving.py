@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from digitlab import export, serving
+from digitlab import export, serving, serving_graph
 from digitlab.config import RunConfig
 from digitlab.modelfiles import ModelLoadError, load_model, model_file
 from digitlab.models import saliency
@@ -69,7 +69,7 @@ def test_fresh_runs_serve_like_keras_with_augmentation_and_batch_norm(fresh_runs
 
 
 def test_graphs_hold_the_lean_gradients(fresh_runs):
-    """CNN: each convolution's gradient is a Conv (export._convolve), not a ConvTranspose with shape nodes around it.
+    """CNN: each convolution's gradient is a Conv (serving_graph._convolve), not a ConvTranspose with shape nodes around it.
     ANN: its first kernel is stored once (not again transposed for the gradient) and gathered by inked pixel."""
     store, run_ids = fresh_runs
     for model_id, kwargs in (("cnn", {}), (run_ids[1], {"store": store}), ("ann", {}), (run_ids[0], {"store": store})):
@@ -105,8 +105,8 @@ def test_an_export_that_cannot_match_is_refused_and_the_run_keeps_its_keras(mnis
                               keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.MaxPooling2D(3, strides=1),
                               keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax",
                                                                          name="probabilities")])
-    with pytest.raises(export.ServingExportError, match="serving graph could not be made.*MaxPoolGrad"):
-        export.write_serving_graph(model, RunConfig(), tmp_path / "model.onnx", check_images=images)
+    with pytest.raises(serving_graph.ServingExportError, match="serving graph could not be made.*MaxPoolGrad"):
+        serving_graph.write_serving_graph(model, RunConfig(), tmp_path / "model.onnx", check_images=images)
     assert not list(tmp_path.iterdir())  # nothing half-written
 
     error = export.write_model_files(model, RunConfig(), tmp_path / "files", check_images=images)
