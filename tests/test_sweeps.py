@@ -285,7 +285,8 @@ def test_the_sweep_page_starts_a_sweep_shows_it_grow_and_stops_it(home):
         time.sleep(1)
         seen.append(history_points(at.run()))
         assert_healthy(at)
-    assert seen[-1] == 2 and 1 in seen, seen  # the history grew trial by trial
+    # the history grew while the sweep ran (two trials may finish between two looks, so 1 need not be seen)
+    assert seen[-1] >= 2 and len(set(seen)) >= 2, seen
     at.button(key="stop-sweep").click().run()
     while studies.background_alive("page") and time.time() < deadline:
         time.sleep(1)
