@@ -143,7 +143,7 @@ def _convolve(layer: keras.layers.Conv2D, x):
     output's gradient, padded by kernel size − 1 − the forward padding, convolved with the kernel flipped in space
     and with its channels swapped: the gradient TensorFlow computes (the export check compares them), which tf2onnx
     writes as a ConvTranspose with ~20 shape nodes (Slice, Cast, Concat) around it. The shipped CNN's graph shrinks
-    from 164 to 88 nodes and answers a stroke 6-8% sooner."""
+    from 164 to 88 nodes and its call is 6-8% shorter."""
     kernel = tf.convert_to_tensor(layer.kernel)  # (kh, kw, in, out)
     kh, kw = layer.kernel_size
     pad_h, pad_w = ((kh - 1) // 2, (kw - 1) // 2) if layer.padding == "same" else (0, 0)
