@@ -1,10 +1,12 @@
-"""Two levers tried on the `fast` CNN that DigitLab does not ship (benchmarks/RESULTS.md, "Presets on the AVX2 EPYC").
+"""Levers tried on the `fast` CNN that DigitLab does not ship (benchmarks/RESULTS.md, "Presets on the AVX2 EPYC").
 
     python -m benchmarks.fast_levers betas    # one epoch with other Adam betas: validation accuracy, seeds 0-2
+    python -m benchmarks.fast_levers ema      # one epoch with an EMA of the weights and/or label smoothing: the same
     python -m benchmarks.fast_levers im2col   # seconds per epoch: stock first convolution against im2col
 
-`betas` scores on the validation split only (the test set is never loaded): DigitLab's `train` with Keras's Adam
-given other betas for the run. `im2col` times plain `fit` (batch 128, 54,000 images) of the `fast` CNN's layers
+`betas` and `ema` score on the validation split only (the test set is never loaded): DigitLab's `train` with Keras's
+Adam given other arguments (`use_ema=True`: the weights it ends with are the average) or the loss label smoothing,
+scored by the model `train` returns. `im2col` times plain `fit` (batch 128, 54,000 images) of the `fast` CNN's layers
 with the first 3×3 convolution as is, or as a fixed one-hot 3×3 convolution to 9 channels followed by a trainable
 1×1 convolution (the same function and parameters, its weight gradient one matrix product), the two alternating.
 """
@@ -25,29 +27,46 @@ BETAS = {  # candidate: (changes to the one-epoch `fast` CNN, Adam keyword argum
     "betas 0.7/0.9 dropout 0": ({"dropout_rate": "0.0"}, {"beta_1": 0.7, "beta_2": 0.9}),
     "betas 0.9/0.99": ({}, {"beta_2": 0.99}),
 }
+EMA = {  # candidate: (changes to the one-epoch `fast` CNN, Adam keyword arguments, label smoothing)
+    "base 1 epoch": ({}, {}, 0.0),
+    "use_ema (momentum 0.99)": ({}, {"use_ema": True}, 0.0),
+    "label smoothing 0.1": ({}, {}, 0.1),
+    "use_ema + label smoothing 0.1": ({}, {"use_ema": True}, 0.1),
+    "label smoothing 0.2": ({}, {}, 0.2),
+    "label smoothing 0.1, lr 0.01": ({"learning_rate": "0.01"}, {}, 0.1),
+    "label smoothing 0.1, dropout 0": ({"dropout_rate": "0.0"}, {}, 0.1),
+    "label smoothing 0.1, betas 0.7/0.9": ({}, {"beta_1": 0.7, "beta_2": 0.9}, 0.1),
+}
 
 
-def betas(data) -> None:
+def one_epoch(data, candidates: dict) -> None:
+    """Each candidate on the one-epoch `fast` CNN, seeds 0-2: validation accuracy of the model `train` returns."""
     import keras  # noqa: PLC0415
 
     from digitlab.config import RunConfig, preset  # noqa: PLC0415
-    from digitlab.training import train  # noqa: PLC0415
+    from digitlab.training import split_data, train  # noqa: PLC0415
 
-    stock = keras.optimizers.Adam
+    stock_adam, stock_compile = keras.optimizers.Adam, keras.Model.compile
     try:
-        for name, (changes, adam) in BETAS.items():
-            keras.optimizers.Adam = functools.partial(stock, **adam)
+        for name, (changes, adam, *smoothing) in candidates.items():
+            keras.optimizers.Adam = functools.partial(stock_adam, **adam)
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing[0] if smoothing else 0.0)
+            keras.Model.compile = lambda model, *args, _loss=loss, **kwargs: stock_compile(
+                model, *args, **{**kwargs, "loss": _loss})
             scores, seconds = [], []
             for seed in (0, 1, 2):
-                params = {**preset("fast", model="cnn", seed=seed).to_params(), "num_epochs": "1", **changes}
-                result = train(RunConfig.from_params(params), data)
-                scores.append(result.history["val_accuracy"][-1])
+                config = RunConfig.from_params({**preset("fast", model="cnn", seed=seed).to_params(),
+                                                "num_epochs": "1", **changes})
+                result = train(config, data)
+                _, _, x_val, y_val = split_data(config, data)
+                predicted = result.model.predict(x_val, batch_size=1000, verbose=0).argmax(axis=1)
+                scores.append(float(np.mean(predicted == y_val.argmax(axis=1))))
                 seconds.append(round(result.train_seconds, 1))
             print(json.dumps({"candidate": name, "val_accuracy": [round(s, 4) for s in scores],
                               "mean": round(float(np.mean(scores)), 5), "std": round(float(np.std(scores)), 5),
                               "seconds": seconds}), flush=True)
     finally:
-        keras.optimizers.Adam = stock
+        keras.optimizers.Adam, keras.Model.compile = stock_adam, stock_compile
 
 
 def im2col(data, rounds: int = 2) -> None:
@@ -85,9 +104,15 @@ def im2col(data, rounds: int = 2) -> None:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("lever", choices=["betas", "im2col"])
+    parser.add_argument("lever", choices=["betas", "ema", "im2col"])
+    parser.add_argument("--only", nargs="*", help="candidates to run (default: all of the lever's)")
     args = parser.parse_args()
-    {"betas": betas, "im2col": im2col}[args.lever](load_mnist())
+    data = load_mnist()
+    if args.lever == "im2col":
+        im2col(data)
+    else:
+        candidates = BETAS if args.lever == "betas" else EMA
+        one_epoch(data, {k: v for k, v in candidates.items() if not args.only or k in args.only})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.config import RunConfig, preset, recipe
+from digitlab.config import RunConfig, made_with, preset, recipe
 from digitlab.data import load_mnist
 
 OUT = Path(__file__).resolve().parent / "presets.json"
@@ -101,7 +101,7 @@ def main():
     pairs = [(name, model) for name in args.presets for model in args.models]
     earlier = {pair: results.get("/".join(pair), {}) if args.merge else {} for pair in pairs}
     for (name, model), stored in earlier.items():  # before any training: refusing late would waste hours
-        if stored.get("config", recipe(name, model=model)) != recipe(name, model=model):
+        if "config" in stored and not made_with(stored["config"], name, model=model):
             raise SystemExit(f"--merge: the recorded {name}/{model} runs used another recipe; run every seed")
     for name, model in pairs:
         runs = earlier[name, model].get("runs", [])

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from .config import RunConfig, recipe
+from .config import RunConfig, made_with
 from .data import PROJECT_DIR
 from .modelfiles import SHIPPED, SHIPPED_DIR, ModelLoadError
 from .evaluation import EvaluationReport, load_report as read_report
@@ -31,12 +31,11 @@ def load_preset_result(name: str, model: str) -> dict | None:
     model's card (trained with it). A figure speaks for the preset only if it was made with today's recipe (the
     recorded config; `best` entries must record one). "machine" says which CPU: figures differ 2× between CPUs.
     """
-    made_for = recipe(name, model=model)
     try:
         result = json.loads((PROJECT_DIR / "benchmarks" / "presets.json").read_text())[f"{name}/{model}"]
     except (OSError, ValueError, KeyError):
         result = None
-    if result and result.get("config", None if name == "best" else made_for) == made_for:
+    if result and (made_with(result["config"], name, model=model) if "config" in result else name != "best"):
         seeds = len(result["runs"])
         return {"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"],
                 "machine": describe_machine(result.get("machine")),
@@ -44,8 +43,7 @@ def load_preset_result(name: str, model: str) -> dict | None:
                 + ", benchmarks/presets.json"}
     if name == "best" and model in SHIPPED:
         card = load_card(model)
-        made_with = {k: v for k, v in card.get("config", {}).items() if k != "seed"}
-        if card.get("preset") == "best" and made_with == made_for:
+        if card.get("preset") == "best" and made_with(card.get("config", {}), name, model=model):
             return {"test_accuracy": card["test_accuracy"], "train_seconds": card["train_seconds"],
                     "machine": describe_machine(card.get("machine")),
                     "source": f"the shipped {model.upper()}, models/{model}.json"}

@@ -73,6 +73,8 @@ FIELDS: dict[str, Field] = {
                            low_open=True, log=True),
     "schedule": Field("Schedule", "One-cycle warms up, then anneals: good for short runs.", "choice",
                       choices=SCHEDULES),
+    "label_smoothing": Field("Label smoothing", "Softer targets: the right digit 1 − s + s/10, every digit at least "
+                             "s/10. Less overconfident; often more accurate in short runs.", "float", 0.0, 0.5),
     "validation_split": Field("Validation split", "The last fraction of the training images, held out to watch "
                               "overfitting and to choose settings by.", "float", 0.0, 0.5),
     "train_limit": Field("Training images", "Use only the first N of the 60,000 training images, for quick runs.",
@@ -102,6 +104,7 @@ class RunConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3  # the peak rate when schedule="onecycle"
     schedule: str = "constant"  # "onecycle": warm up then anneal, for short runs
+    label_smoothing: float = 0.0  # targets 1 − s + s/10 for the right digit, s/10 for the others (Keras's rule)
     # --- data ---
     validation_split: float = 0.1  # the last fraction of the training images; early stopping watches it
     train_limit: int | None = None  # use only the first N training images (quick runs); None = all 60,000
@@ -188,8 +191,12 @@ _PRESETS: dict[str, dict[str, dict]] = {
     "fast": {
         "ann": dict(model="ann", hidden_units=256, dropout_rate=0.2, num_epochs=5, batch_size=128,
                     learning_rate=3e-3, schedule="onecycle", early_stopping=None),
-        "cnn": dict(model="cnn", filters=(16, 32), hidden_units=256, dropout_rate=0.1, num_epochs=2,
-                    batch_size=128, learning_rate=8e-3, schedule="onecycle", early_stopping=None),
+        # One epoch with label smoothing 0.1: validation 99.13% ± 0.07% (seeds 0-2) in about half the time of the
+        # two epochs without it (99.17% ± 0.02%); chosen as the fastest candidate whose validation mean cleared
+        # 99.1% (AVX2 EPYC, `python -m benchmarks.fast_levers ema`; the test set not used).
+        "cnn": dict(model="cnn", filters=(16, 32), hidden_units=256, dropout_rate=0.1, num_epochs=1,
+                    batch_size=128, learning_rate=8e-3, schedule="onecycle", label_smoothing=0.1,
+                    early_stopping=None),
     },
     "best": {
         # Chosen on validation (seed 0, float32 EPYC): this recipe 99.13% in 446 s; 2048 units 99.10% in 691 s;
@@ -238,6 +245,16 @@ def preset(name: str, *, model: str = "cnn", **overrides) -> RunConfig:
 def recipe(name: str, *, model: str) -> dict[str, str]:
     """Preset `name`'s settings for `model` as parameters, the seed apart: what a figure measured for it records."""
     return {k: v for k, v in preset(name, model=model).to_params().items() if k != "seed"}
+
+
+def made_with(params: dict, name: str, *, model: str) -> bool:
+    """Whether recorded run parameters are preset `name`'s recipe for `model`, whatever the seed; fields added
+    since they were recorded count at their defaults, which is what those runs used."""
+    try:
+        recorded = RunConfig.from_params(params).to_params()
+    except (ValueError, TypeError):
+        return False
+    return {k: v for k, v in recorded.items() if k != "seed"} == recipe(name, model=model)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ def compile_model(model: keras.Model, config: RunConfig, *, steps: int, steps_pe
         "sgd": lambda: keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True),
         "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate=rate),
     }[config.optimizer]()
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"],
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     return model
 

@@ -1,6 +1,6 @@
 import pytest
 
-from digitlab.config import PRESETS, RunConfig, preset, recipe
+from digitlab.config import PRESETS, RunConfig, made_with, preset, recipe
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -61,6 +61,16 @@ def test_a_recipe_is_the_preset_without_its_seed():
     assert recipe("fast", model="cnn") == {k: v for k, v in preset("fast", model="cnn", seed=5).to_params().items()
                                            if k != "seed"}
     assert recipe("best", model="cnn")["num_epochs"] == "20" and "seed" not in recipe("best", model="ann")
+
+
+def test_recorded_params_are_a_recipe_whatever_their_seed_and_with_newer_fields_at_their_defaults():
+    recorded = {**preset("best", model="cnn", seed=7).to_params()}
+    assert made_with(recorded, "best", model="cnn") and not made_with(recorded, "best", model="ann")
+    recorded.pop("label_smoothing")  # recorded before the field existed: those runs trained without it
+    assert made_with(recorded, "best", model="cnn")
+    assert not made_with({**recorded, "num_epochs": "35"}, "best", model="cnn")
+    assert not made_with({**recorded, "label_smoothing": "0.1"}, "best", model="cnn")
+    assert not made_with({**recorded, "num_epochs": "many"}, "best", model="cnn")  # unreadable: not the recipe
 
 
 def test_params_round_trip_and_bad_strings_name_the_field():

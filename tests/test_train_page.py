@@ -80,8 +80,9 @@ def test_switching_preset_loads_its_values_and_says_where_they_were_measured(hom
     at = app("views/train.py")
     assert at.number_input(key="form-num_epochs").value == 10
     at.selectbox(key="form-preset").set_value("fast").run()
-    assert at.number_input(key="form-num_epochs").value == 2 and at.query_params["num_epochs"] == "2"
+    assert at.number_input(key="form-num_epochs").value == 1 and at.query_params["num_epochs"] == "1"
     assert at.number_input(key="form-hidden_units").value == 256
+    assert at.slider(key="form-label_smoothing").value == 0.1 and at.query_params["label_smoothing"] == "0.1"
     caption = next(c.value for c in at.caption if c.value.startswith("Preset `fast`"))
     assert "measured on" in caption and "cores" in caption  # which machine, not "this machine"
     assert any("from Start to Finished on this machine" in c.value for c in at.caption)  # this machine: estimated

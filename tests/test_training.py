@@ -82,12 +82,24 @@ def test_onecycle_and_optimizers_train(mnist):
         assert result.history["val_accuracy"][0] > 0.5, optimizer
 
 
+def test_label_smoothing_trains_toward_the_softened_targets(mnist):
+    """The loss trained on is cross-entropy against 1 − s + s/10 for the right digit and s/10 for the others."""
+    config = RunConfig(model="ann", hidden_units=16, num_epochs=1, train_limit=500, label_smoothing=0.2)
+    result = train(config, mnist)
+    _, _, x, y = split_data(config, mnist)
+    p = result.model.predict(x, verbose=0)
+    expected = -np.mean(np.sum((y * 0.8 + 0.02) * np.log(np.clip(p, 1e-7, 1)), axis=1))
+    assert result.model.evaluate(x, y, verbose=0)[0] == pytest.approx(expected, rel=1e-4)
+    plain = -np.mean(np.sum(y * np.log(np.clip(p, 1e-7, 1)), axis=1))
+    assert abs(expected - plain) > 0.05  # so the check above tells smoothing from none
+
+
 @pytest.mark.parametrize("model, floor", [("cnn", 0.93), ("ann", 0.90)])
 def test_fast_preset_on_a_slice_still_learns(mnist, small, model, floor):
-    """Not a timing test: it keeps the `fast` preset from silently rotting (full data: 99.1% CNN, RESULTS.md)."""
+    """Not a timing test: it keeps the `fast` preset from silently rotting (full data: 98.9% CNN, RESULTS.md)."""
     from digitlab.config import preset
     from digitlab.evaluation import evaluate_model
 
-    result = train(preset("fast", model=model, train_limit=6000), mnist)
+    result = train(preset("fast", model=model, train_limit=12_000), mnist)
     _, _, x_test, y_test = small
     assert evaluate_model(result.model, x_test, y_test).accuracy > floor

@@ -14,7 +14,7 @@ from digitlab import config as cfg
 from views.ui import limits, plain
 
 PREFIX = "form-"  # widget keys: form-num_epochs, ...
-_ORDER = [["num_epochs", "batch_size", "optimizer", "learning_rate", "schedule"],
+_ORDER = [["num_epochs", "batch_size", "optimizer", "learning_rate", "schedule", "label_smoothing"],
           ["hidden_units", "dropout_rate", "filters", "convs_per_block", "batch_norm"],
           ["train_limit", "validation_split", "early_stopping", "augment", "precision", "seed"]]
 
