@@ -1,12 +1,13 @@
 """Levers tried on the `fast` CNN that DigitLab does not ship (benchmarks/RESULTS.md, "Presets on the AVX2 EPYC").
 
     python -m benchmarks.fast_levers betas    # one epoch with other Adam betas: validation accuracy, seeds 0-2
-    python -m benchmarks.fast_levers ema      # one epoch with an EMA of the weights and/or label smoothing: the same
+    python -m benchmarks.fast_levers ema      # one epoch with an EMA of the weights, label smoothing or a 5×5 first
+                                              # convolution (the train_mnist_fast anchor's): the same
     python -m benchmarks.fast_levers im2col   # seconds per epoch: stock first convolution against im2col
 
 `betas` and `ema` score on the validation split only (the test set is never loaded): DigitLab's `train` with Keras's
-Adam given other arguments (`use_ema=True`: the weights it ends with are the average) or the loss label smoothing,
-scored by the model `train` returns. `im2col` times plain `fit` (batch 128, 54,000 images) of the `fast` CNN's layers
+Adam given other arguments (`use_ema=True`: the weights it ends with are the average), the loss label smoothing or
+the first convolution another kernel size, scored by the model `train` returns. `im2col` times plain `fit` (batch 128, 54,000 images) of the `fast` CNN's layers
 with the first 3×3 convolution as is, or as a fixed one-hot 3×3 convolution to 9 channels followed by a trainable
 1×1 convolution (the same function and parameters, its weight gradient one matrix product), the two alternating.
 """
@@ -27,7 +28,7 @@ BETAS = {  # candidate: (changes to the one-epoch `fast` CNN, Adam keyword argum
     "betas 0.7/0.9 dropout 0": ({"dropout_rate": "0.0"}, {"beta_1": 0.7, "beta_2": 0.9}),
     "betas 0.9/0.99": ({}, {"beta_2": 0.99}),
 }
-EMA = {  # candidate: (changes to the one-epoch `fast` CNN, Adam keyword arguments, label smoothing)
+EMA = {  # candidate: (changes to the one-epoch `fast` CNN, Adam keyword arguments, label smoothing[, first kernel])
     "base 1 epoch": ({}, {}, 0.0),
     "use_ema (momentum 0.99)": ({}, {"use_ema": True}, 0.0),
     "label smoothing 0.1": ({}, {}, 0.1),
@@ -36,6 +37,8 @@ EMA = {  # candidate: (changes to the one-epoch `fast` CNN, Adam keyword argumen
     "label smoothing 0.1, lr 0.01": ({"learning_rate": "0.01"}, {}, 0.1),
     "label smoothing 0.1, dropout 0": ({"dropout_rate": "0.0"}, {}, 0.1),
     "label smoothing 0.1, betas 0.7/0.9": ({}, {"beta_1": 0.7, "beta_2": 0.9}, 0.1),
+    "first kernel 5×5": ({}, {}, 0.0, 5),
+    "label smoothing 0.1, first kernel 5×5": ({}, {}, 0.1, 5),
 }
 
 
@@ -46,15 +49,23 @@ def one_epoch(data, candidates: dict) -> None:
     from digitlab.config import RunConfig, preset  # noqa: PLC0415
     from digitlab.training import split_data, train  # noqa: PLC0415
 
-    stock_adam, stock_compile = keras.optimizers.Adam, keras.Model.compile
+    stock_adam, stock_compile, stock_conv = keras.optimizers.Adam, keras.Model.compile, keras.layers.Conv2D
     try:
-        for name, (changes, adam, *smoothing) in candidates.items():
+        for name, (changes, adam, *rest) in candidates.items():
+            smoothing, first_kernel = (rest + [0.0, 3][len(rest):])[:2]
             keras.optimizers.Adam = functools.partial(stock_adam, **adam)
-            loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing[0] if smoothing else 0.0)
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
             keras.Model.compile = lambda model, *args, _loss=loss, **kwargs: stock_compile(
                 model, *args, **{**kwargs, "loss": _loss})
             scores, seconds = [], []
             for seed in (0, 1, 2):
+                built = []  # the first Conv2D of a build gets `first_kernel`
+
+                def convolution(filters, kernel_size, *args, _built=built, _first=first_kernel, **kwargs):
+                    _built.append(filters)
+                    return stock_conv(filters, _first if len(_built) == 1 else kernel_size, *args, **kwargs)
+
+                keras.layers.Conv2D = convolution
                 config = RunConfig.from_params({**preset("fast", model="cnn", seed=seed).to_params(),
                                                 "num_epochs": "1", **changes})
                 result = train(config, data)
@@ -66,7 +77,7 @@ def one_epoch(data, candidates: dict) -> None:
                               "mean": round(float(np.mean(scores)), 5), "std": round(float(np.std(scores)), 5),
                               "seconds": seconds}), flush=True)
     finally:
-        keras.optimizers.Adam, keras.Model.compile = stock_adam, stock_compile
+        keras.optimizers.Adam, keras.Model.compile, keras.layers.Conv2D = stock_adam, stock_compile, stock_conv
 
 
 def im2col(data, rounds: int = 2) -> None:
