@@ -4,6 +4,7 @@
     python -m benchmarks.fast_levers ema      # one epoch with an EMA of the weights, label smoothing or a 5×5 first
                                               # convolution (the train_mnist_fast anchor's): the same
     python -m benchmarks.fast_levers im2col   # seconds per epoch: stock first convolution against im2col
+    python -m benchmarks.fast_levers layout   # seconds per epoch: channels last (Keras's default) against first
 
 `betas` and `ema` score on the validation split only (the test set is never loaded): DigitLab's `train` with Keras's
 Adam given other arguments (`use_ema=True`: the weights it ends with are the average), the loss label smoothing or
@@ -80,6 +81,38 @@ def one_epoch(data, candidates: dict) -> None:
         keras.optimizers.Adam, keras.Model.compile, keras.layers.Conv2D = stock_adam, stock_compile, stock_conv
 
 
+def layout(data, rounds: int = 2) -> None:
+    """Plain `fit` of the `fast` CNN's layers (batch 128, 54,000 images) with channels last or first, alternating."""
+    import keras  # noqa: PLC0415
+    from keras import layers  # noqa: PLC0415
+
+    x, y = data.x_train[:54_000].astype(np.float32) / 255.0, data.y_train[:54_000]
+
+    def build(order: str) -> keras.Model:
+        inputs = keras.Input((28, 28))
+        h = layers.Reshape((28, 28, 1) if order == "channels_last" else (1, 28, 28))(inputs)
+        for filters in (16, 32):
+            h = layers.Conv2D(filters, 3, activation="relu", data_format=order)(h)
+            h = layers.MaxPooling2D(2, data_format=order)(h)
+        h = layers.Dropout(0.1)(layers.Dense(256, activation="relu")(layers.Flatten()(h)))
+        model = keras.Model(inputs, layers.Dense(10, activation="softmax")(h))
+        model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", steps_per_execution=16)
+        return model
+
+    for _ in range(rounds):
+        for order in ("channels_last", "channels_first"):
+            keras.utils.set_random_seed(0)
+            model = build(order)
+            try:
+                model.fit(x[:2048], y[:2048], batch_size=128, epochs=1, verbose=0)  # traces
+            except Exception as error:  # noqa: BLE001 - TensorFlow's CPU kernels may refuse a layout: say so
+                print(f"{order}: {type(error).__name__}: {str(error).strip().splitlines()[0][:200]}", flush=True)
+                continue
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+            print(f"{order}: {time.perf_counter() - start:.2f} s per epoch", flush=True)
+
+
 def im2col(data, rounds: int = 2) -> None:
     import keras  # noqa: PLC0415
     from keras import layers  # noqa: PLC0415
@@ -115,12 +148,12 @@ def im2col(data, rounds: int = 2) -> None:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("lever", choices=["betas", "ema", "im2col"])
+    parser.add_argument("lever", choices=["betas", "ema", "im2col", "layout"])
     parser.add_argument("--only", nargs="*", help="candidates to run (default: all of the lever's)")
     args = parser.parse_args()
     data = load_mnist()
-    if args.lever == "im2col":
-        im2col(data)
+    if args.lever in ("im2col", "layout"):
+        {"im2col": im2col, "layout": layout}[args.lever](data)
     else:
         candidates = BETAS if args.lever == "betas" else EMA
         one_epoch(data, {k: v for k, v in candidates.items() if not args.only or k in args.only})
