@@ -57,7 +57,7 @@ def serving_function(model: keras.Model, *, gradients: str = "lean") -> tf.types
     output = model.get_layer("probabilities")  # every DigitLab model ends in this Dense softmax layer
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     chain = _chain(model) if gradients == "lean" else None
-    inner = keras.Model(model.inputs, [layer.output for layer in convs] + [output.input])
+    inner = keras.Model(model.inputs, [layer.output for layer in convs] + [output.input]) if chain is None else None
 
     def forward(image):
         """(every convolution's output, the last hidden layer)."""

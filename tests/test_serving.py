@@ -69,8 +69,8 @@ def test_fresh_runs_serve_like_keras_with_augmentation_and_batch_norm(fresh_runs
 
 
 def test_graphs_hold_the_lean_gradients(fresh_runs):
-    """CNN: each convolution's gradient is a Conv (serving_graph._convolve), not a ConvTranspose with shape nodes around it.
-    ANN: its first kernel is stored once (not again transposed for the gradient) and gathered by inked pixel."""
+    """CNN: each convolution's gradient is a Conv (serving_graph._convolve), not a ConvTranspose with shape nodes
+    around it. ANN: its first kernel is stored once (not again transposed for the gradient), gathered by inked pixel."""
     store, run_ids = fresh_runs
     for model_id, kwargs in (("cnn", {}), (run_ids[1], {"store": store}), ("ann", {}), (run_ids[0], {"store": store})):
         model = load_model(model_id, **kwargs)
