@@ -18,7 +18,7 @@ def one_run(browser) -> tuple[float, float]:
     with fresh_home() as home, server(home) as (url, _, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/inside")
-        canvas = page.locator("canvas.upper-canvas").first
+        canvas = page.locator("canvas.digit-pad").first
         canvas.wait_for(timeout=120_000)
         page.wait_for_selector(IDLE)
         time.sleep(1.5)  # a freshly mounted canvas needs a moment before it takes strokes

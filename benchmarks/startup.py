@@ -54,7 +54,7 @@ def home_first(browser, *, server_cpus: str | None = None) -> dict:
             draw.wait_for_function("() => !document.querySelector('[data-testid=\"stImage\"]')", timeout=60_000)
             draw.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
             time.sleep(2.5)  # the remounted canvas needs 1-3 s before it takes strokes (see the note in RESULTS.md)
-            box = draw.locator("canvas.upper-canvas").first.bounding_box()
+            box = draw.locator("canvas.digit-pad").first.bounding_box()
             t = draw_seven(draw, box["x"], box["y"], dx=-20 + 10 * i)
             draw.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=20_000)
             strokes.append(time.perf_counter() - t)

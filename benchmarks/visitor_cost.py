@@ -75,7 +75,7 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
         for path in ("", "train", "results", "compare", "draw"):
             warm.goto(f"{url}/{path}")
             idle(warm)
-        canvas = warm.locator("canvas.upper-canvas").first
+        canvas = warm.locator("canvas.digit-pad").first
         stroke(warm, canvas, DIGITS[0])
         warm.get_by_text("What the models see").wait_for(timeout=120_000)
         warm.close()
@@ -91,7 +91,7 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
             home_cpu.append(process_cpu(process.pid) - before)
             before = process_cpu(process.pid)
             page.goto(f"{url}/draw")
-            page.locator("canvas.upper-canvas").first.wait_for(timeout=120_000)
+            page.locator("canvas.digit-pad").first.wait_for(timeout=120_000)
             idle(page)
             draw_cpu.append(process_cpu(process.pid) - before)
             context.close()
@@ -99,7 +99,7 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.goto(f"{url}/draw")
-        canvas = page.locator("canvas.upper-canvas").first
+        canvas = page.locator("canvas.digit-pad").first
         canvas.wait_for(timeout=120_000)
         idle(page)
         time.sleep(2)  # a freshly mounted canvas needs a moment before it takes strokes

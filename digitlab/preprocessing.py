@@ -8,6 +8,9 @@ centre is at (13.99, 14.00) ± 0.29 and the longer side is exactly 20 px for eve
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +166,28 @@ def load_image_file(path) -> np.ndarray:
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             return np.asarray(img.convert("RGBA"))
         return np.asarray(img.convert("L"))
+
+
+_PNG_URL = "data:image/png;base64,"
+
+
+def read_canvas(data_url: str, *, size: int) -> np.ndarray:
+    """A canvas's drawing as its page sends it (a PNG data URL, `size` × `size`) → uint8 RGBA (size, size, 4).
+
+    The value comes from a browser, so anything else (another format, another size, a broken file) is refused with
+    a ValueError before any pixel is decoded.
+    """
+    if not isinstance(data_url, str) or not data_url.startswith(_PNG_URL):
+        raise ValueError("the drawing is not a PNG data URL")
+    if len(data_url) > 8 * size * size:  # 280×280: 627 KB, ~4× an incompressible RGBA PNG's base64
+        raise ValueError(f"the drawing is larger than a {size}×{size} canvas's PNG")
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(data_url[len(_PNG_URL):], validate=True))) as img:
+            if img.format != "PNG" or img.size != (size, size):
+                raise ValueError(f"the drawing is not a {size}×{size} PNG")
+            return np.asarray(img.convert("RGBA"))
+    except (OSError, binascii.Error):
+        raise ValueError("the drawing is not a readable PNG") from None
 
 
 def _fit_longer_side(ink: np.ndarray, size: int) -> np.ndarray:

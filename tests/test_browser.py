@@ -169,7 +169,7 @@ def open_draw(server, page):
     page.goto(f"{server}/draw")
     page.get_by_text("Draw a digit", exact=True).first.wait_for(timeout=60_000)
     wait_idle(page)
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = page.locator("canvas.digit-pad").first
     canvas.wait_for(timeout=30_000)
     time.sleep(1.5)  # a freshly mounted canvas takes a moment before it listens
     return canvas
@@ -211,6 +211,30 @@ def test_the_offered_label_follows_the_latest_prediction(server, page):
         guesses.append(cnn)
         expect(label).to_have_value(cnn, timeout=10_000)  # the widget may update a moment after the metrics
     assert guesses[0] != guesses[1], f"the test needs two different guesses to mean anything, got {guesses}"
+    assert_healthy(page)
+
+
+def test_undo_takes_back_the_last_stroke(server, page):
+    """The canvas's own Undo (its top-right corner): the answers go back to the drawing before the last stroke,
+    and to "Draw a digit" when no stroke is left."""
+    canvas = open_draw(server, page)
+    drawn = []
+    for points in ([(90, 50), (70, 160), (200, 160)], [(170, 60), (170, 250)]):  # the two strokes of a 4
+        stroke(page, canvas, points)
+        page.get_by_text("What the models see").wait_for(timeout=60_000)
+        wait_idle(page)
+        drawn.append(predictions(page))
+    assert drawn[0] != drawn[1], f"the test needs two different answers to mean anything, got {drawn}"
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_function("""([ann, cnn]) => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+        .map((v) => v.innerText.trim()).join() === `${ann},${cnn}`""", arg=drawn[0], timeout=30_000)
+    wait_idle(page)
+    assert predictions(page) == drawn[0]
+    page.get_by_role("button", name="Undo").click()
+    page.get_by_text("Draw a digit", exact=True).nth(1).wait_for(timeout=30_000)  # the title, then the prompt
+    wait_idle(page)
+    assert predictions(page) == []
+    expect(page.get_by_role("button", name="Undo")).to_be_hidden()  # nothing left to take back
     assert_healthy(page)
 
 

@@ -1,10 +1,13 @@
+import base64
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
 
 from digitlab.preprocessing import (BlankImageError, ink_from_image, load_image_file, one_hot, prepare_image,
-                                    scale_images)
+                                    read_canvas, scale_images)
 from tests.conftest import digit_images
 
 
@@ -155,3 +158,35 @@ def test_noise_only_is_rejected_but_a_digit_with_specks_is_not(mnist):
         rgba = _canvas(digit)
         rgba[5, 5, 3] = rgba[390, 390, 3] = rgba[5, 390, 3] = 255
         assert prepare_image(rgba).image.max() > 0.9
+
+
+def _data_url(image: Image.Image, fmt="PNG") -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_read_canvas_returns_the_pixels_the_page_sent(mnist):
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[40:240, 40:240, :3] = _upscale(mnist.x_test[0], 200)[..., None]
+    np.testing.assert_array_equal(read_canvas(_data_url(Image.fromarray(rgba)), size=280), rgba)
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "not a PNG data URL"),
+    ("data:image/jpeg;base64,AAAA", "not a PNG data URL"),
+    ("data:image/png;base64,not base64!", "not a readable PNG"),
+    ("data:image/png;base64," + base64.b64encode(b"hello").decode(), "not a readable PNG"),
+    ("data:image/png;base64," + "A" * 700_000, "larger than a 280×280"),
+])
+def test_read_canvas_refuses_what_the_canvas_does_not_send(value, message):
+    with pytest.raises(ValueError, match=message):
+        read_canvas(value, size=280)
+
+
+@pytest.mark.parametrize("image, fmt", [(Image.new("RGBA", (281, 280)), "PNG"), (Image.new("RGB", (280, 280)), "JPEG"),
+                                        (Image.new("L", (3000, 3000)), "PNG")])
+def test_read_canvas_refuses_other_sizes_and_formats_before_decoding(image, fmt):
+    with pytest.raises(ValueError, match="not a 280×280 PNG"):
+        read_canvas(_data_url(image, fmt), size=280)

@@ -1,70 +1,125 @@
-"""The drawing canvas: streamlit-drawable-canvas, with only the tool a digit needs (Undo) pinned inside it.
+"""The drawing canvas: a black 280×280 square that takes mouse, pen and finger strokes in white ink, with Undo in its
+corner, and sends the drawing (a PNG) the moment a stroke ends.
 
-The canvas's own toolbar appears above the canvas on hover, over the text there, and offers shape tools that mean
-nothing for a digit (Edit, Bring forward, Send backward, Delete selected, Redo, Send). Its styles live in a shadow
-root that page CSS cannot reach, so a tiny script (a components-v2 element, which runs in the page) adds a style
-there: Undo only, always visible in the canvas's top-right corner (phones have no hover). Clearing is the page's
-Clear button, which also resets the offered label.
+Written here, ~60 lines of script, instead of streamlit-drawable-canvas: for a fresh visitor that component cost
+about a second of the first answer (issue 16: ≤ 4 s from server start), and a digit needs none of its shape tools.
+It boots a 413 KB Fabric.js bundle before the canvas shows, its first value (a dict) makes Streamlit import pandas and
+pyarrow (~0.9 CPU-s on a fresh server, before the canvas is sent), and it waits 200 ms after every stroke before
+sending. This one is a components-v2 element: plain DOM in the page, no bundle, no wait.
 """
 
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
+
+from digitlab.preprocessing import read_canvas
 
 SIZE = 280  # canvas pixels: 10× MNIST, comfortable for a finger on a 390-px-wide phone
+INK_WIDTH = 22  # px: after scaling to 20 px a stroke is ~1.6 px wide, like MNIST's pen
 
-_STYLE = """
-.dc-toolbar, .dc-root:hover > .dc-toolbar { opacity: 1 !important; top: 0.3rem !important;
-  right: 0.3rem !important; transition: none !important; padding: 0 !important; }
-.dc-toolbar-separator, .dc-toolbar-contextual, .dc-icon-button:not([aria-label="Undo"]) { display: none !important; }
+_HTML = f"""<div class="pad">
+<canvas class="digit-pad" width="{SIZE}" height="{SIZE}" role="img" aria-label="Drawing canvas: draw one digit"></canvas>
+<button class="undo" type="button" aria-label="Undo" title="Undo the last stroke" disabled>↶</button>
+</div>"""
+_CSS = f"""
+.pad {{ position: relative; width: {SIZE}px; height: {SIZE}px; }}
+.digit-pad {{ display: block; width: {SIZE}px; height: {SIZE}px; touch-action: none; cursor: crosshair;
+  border-radius: 0.5rem; }}
+.undo {{ position: absolute; top: 0.3rem; right: 0.3rem; width: 2.2rem; height: 2.2rem; font-size: 1.2rem;
+  border: 1px solid rgba(255, 255, 255, 0.4); border-radius: 0.5rem; background: rgba(255, 255, 255, 0.15);
+  color: #fff; cursor: pointer; }}
+.undo:disabled {{ display: none; }}
 """
-_SCRIPT = """
-export default function () {
-  const css = %s;
-  const apply = () => document.querySelectorAll('[data-testid="stBidiComponentIsolated"]').forEach((host) => {
-    const root = host.shadowRoot;
-    if (root && root.querySelector('.dc-toolbar') && !root.querySelector('style[data-digitlab]')) {
-      const style = document.createElement('style');
-      style.dataset.digitlab = 'toolbar';
-      style.textContent = css;
-      root.appendChild(style);
+_JS = """
+export default function ({ parentElement, setStateValue }) {
+  const canvas = parentElement.querySelector('canvas');
+  const undo = parentElement.querySelector('.undo');
+  const pen = canvas.getContext('2d');
+  const strokes = canvas.strokes || (canvas.strokes = []);  // on the element: it outlives a re-render
+  let stroke = null;
+
+  const at = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+  };
+  const segment = (from, to) => {
+    pen.beginPath(); pen.moveTo(from[0], from[1]); pen.lineTo(to[0], to[1]); pen.stroke();
+  };
+  const paint = () => {
+    pen.fillStyle = '#000'; pen.fillRect(0, 0, canvas.width, canvas.height);
+    pen.strokeStyle = '#fff'; pen.lineWidth = %d; pen.lineCap = 'round'; pen.lineJoin = 'round';
+    for (const points of strokes) points.forEach((point, i) => segment(points[Math.max(i - 1, 0)], point));
+    undo.disabled = !strokes.length;
+  };
+  const send = () => setStateValue('drawing', strokes.length ? canvas.toDataURL('image/png') : null);
+
+  const down = (event) => {
+    if (event.button > 0) return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    stroke = [at(event)];
+    strokes.push(stroke);
+    segment(stroke[0], stroke[0]);  // a dot, if the pointer goes no further
+    undo.disabled = false;
+  };
+  const move = (event) => {
+    if (!stroke) return;
+    for (const each of (event.getCoalescedEvents ? event.getCoalescedEvents() : [event])) {
+      const point = at(each);
+      segment(stroke[stroke.length - 1], point);
+      stroke.push(point);
     }
-  });
-  apply();
-  const observer = new MutationObserver(apply);  // a cleared canvas is a new element
-  observer.observe(document.body, { childList: true, subtree: true });
-  const timer = setInterval(apply, 1000);  // its shadow root fills after the element appears
-  return () => { observer.disconnect(); clearInterval(timer); };
+  };
+  const up = () => {
+    if (!stroke) return;
+    stroke = null;
+    send();
+  };
+  const back = () => { strokes.pop(); paint(); send(); };
+
+  paint();
+  canvas.addEventListener('pointerdown', down);
+  canvas.addEventListener('pointermove', move);
+  canvas.addEventListener('pointerup', up);
+  canvas.addEventListener('pointercancel', up);
+  undo.addEventListener('click', back);
+  return () => {
+    canvas.removeEventListener('pointerdown', down);
+    canvas.removeEventListener('pointermove', move);
+    canvas.removeEventListener('pointerup', up);
+    canvas.removeEventListener('pointercancel', up);
+    undo.removeEventListener('click', back);
+  };
 }
-"""
-_toolbar = st.components.v2.component("digitlab.canvas_toolbar", js=_SCRIPT % repr(_STYLE),
-                                      isolate_styles=False)
-
-
-def canvas_toolbar() -> None:
-    """Put once on a page (outside any fragment): it restyles the toolbar of every canvas on the page."""
-    _toolbar(key="canvas-toolbar")
+""" % INK_WIDTH
+_pad = st.components.v2.component("digitlab.digit_pad", html=_HTML, css=_CSS, js=_JS)
 
 
 def digit_canvas(*, key: str):
-    """White ink on black, freehand; returns streamlit-drawable-canvas's result (image_data: RGBA (280, 280, 4))."""
-    return st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=SIZE, width=SIZE,
-                     drawing_mode="freedraw", return_image_data=True, key=key)
+    """The canvas; returns the drawing as uint8 RGBA (280, 280, 4), white ink on black, or None while it is empty.
+
+    A value that is not this canvas's PNG (only a hand-made request sends one) reads as empty.
+    """
+    value = _pad(key=key, default={"drawing": None}, on_drawing_change=lambda: None, width="content",
+                 height="content").get("drawing")
+    try:
+        return read_canvas(value, size=SIZE) if value else None
+    except ValueError:
+        return None
 
 
 def clearable_canvas(*, key: str, on_clear=None):
     """A digit canvas, a container right under it (a phone shows what is put there next to the drawing) and a
     Clear button that swaps in a fresh canvas. Call it inside an `st.fragment`: Clear reruns only that.
 
-    Returns (the canvas result, the container).
+    Returns (the drawing or None, the container).
     """
     version = st.session_state.setdefault(f"{key}_version", 0)
-    canvas = digit_canvas(key=f"{key}-{version}")
+    drawing = digit_canvas(key=f"{key}-{version}")
     below = st.container()
     if st.button("Clear", key=f"{key}-clear", icon=":material/ink_eraser:"):
         st.session_state[f"{key}_version"] += 1
         if on_clear:
             on_clear()
         st.rerun(scope="fragment")
-    return canvas, below
+    return drawing, below

@@ -3,13 +3,12 @@ import streamlit as st
 from digitlab import charts, pictures
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
-from views.canvas import canvas_toolbar, clearable_canvas
+from views.canvas import clearable_canvas
 
 st.title("Draw a digit")
 st.caption("Draw one digit, large or small, anywhere on the square: it is cropped, scaled to 20 px and centred the "
            "way MNIST digits were, and both models answer on every stroke.")
 ui.crisp_images()
-canvas_toolbar()  # once per page run: it restyles every canvas the board below mounts
 # Once per page run (a stroke reruns only the board below). Your runs join the shipped models once the run store has
 # opened; on a fresh server Draw opens it only after its first answer: MLflow's import (seconds of CPU) would
 # otherwise compete with the browser's start-up and the first drawing.
@@ -27,10 +26,9 @@ def board(model_ids: dict) -> None:
     """The canvas and everything that depends on the drawing: a stroke reruns only this fragment."""
     left, details = st.columns([1, 2])
     with left:  # both answers right under the canvas, where a phone shows them
-        canvas, answers = clearable_canvas(key="canvas", on_clear=lambda: st.session_state.update(picked_label=None))
+        drawing, answers = clearable_canvas(key="canvas", on_clear=lambda: st.session_state.update(picked_label=None))
     explain = st.container()
 
-    drawing = canvas.image_data  # decoded from PNG on each access: once
     try:
         prepared = prepare_image(drawing) if drawing is not None else None
     except BlankImageError:

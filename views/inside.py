@@ -4,14 +4,13 @@ import streamlit as st
 from digitlab import charts, embedding as maps, pictures
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
-from views.canvas import canvas_toolbar, clearable_canvas
+from views.canvas import clearable_canvas
 from views.digit_hover import digit_hover
 
 st.title("Inside the model")
 st.caption("What each layer computes on your drawing, where the model puts it among 5,000 MNIST test digits, and "
            "what the model is made of.")
 ui.crisp_images()
-canvas_toolbar()  # once per page run: it restyles the canvas the board below mounts
 entries = ui.model_entries()
 names = {e["id"]: e["name"] for e in entries}
 model_id = ui.pick_model("Model", key="model_id", entries=entries)  # the same choice as on Results
@@ -24,9 +23,9 @@ def board(model_id: str) -> None:
     """The canvas and the views: a stroke, a tab or an option reruns only this fragment, and only the open tab."""
     left, right = st.columns([1, 2])
     with left:
-        canvas, answer = clearable_canvas(key="inside-canvas", on_clear=lambda: st.session_state.pop("last_drawing",
-                                                                                                   None))
-    image = drawing(canvas.image_data, answer)
+        canvas_image, answer = clearable_canvas(key="inside-canvas",
+                                                on_clear=lambda: st.session_state.pop("last_drawing", None))
+    image = drawing(canvas_image, answer)
     model = ui.model(model_id)
     out = model.run(image[None]) if image is not None else None
     if out is not None:
