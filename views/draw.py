@@ -94,6 +94,7 @@ def add_to_my_drawings(image, guess: int) -> None:
 
 
 board(model_ids)
+ui.warm_up_drawing(tuple(model_id for model_id in model_ids.values() if model_id))  # while the person draws
 
 st.subheader("My drawings")
 drawings = ui.drawing_set()
