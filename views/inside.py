@@ -155,3 +155,4 @@ def anatomy_table() -> None:
 
 
 board(model_id)
+ui.warm_up_drawing((model_id,))  # while the person draws
