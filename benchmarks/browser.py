@@ -92,7 +92,7 @@ def draw_on_draw_page(page, url) -> dict:
     """Open Draw, draw a 7 once the canvas is there, and wait until both answers are on screen under the canvas,
     then for the big "Prediction" figures beside it. Returns the perf_counter moments of each, and of the canvas."""
     page.goto(f"{url}/draw")
-    canvas = page.locator("canvas.digit-pad").first
+    canvas = page.locator("canvas.digit-pad[data-ready]").first
     canvas.wait_for(timeout=120_000)
     shown = time.perf_counter()
     box = canvas.bounding_box()

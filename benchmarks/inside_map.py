@@ -18,10 +18,9 @@ def one_run(browser) -> tuple[float, float]:
     with fresh_home() as home, server(home) as (url, _, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/inside")
-        canvas = page.locator("canvas.digit-pad").first
+        canvas = page.locator("canvas.digit-pad[data-ready]").first
         canvas.wait_for(timeout=120_000)
         page.wait_for_selector(IDLE)
-        time.sleep(1.5)  # a freshly mounted canvas needs a moment before it takes strokes
         box = canvas.bounding_box()
         page.mouse.move(box["x"] + 140, box["y"] + 40)
         page.mouse.down()

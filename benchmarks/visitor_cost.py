@@ -75,7 +75,7 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
         for path in ("", "train", "results", "compare", "draw"):
             warm.goto(f"{url}/{path}")
             idle(warm)
-        canvas = warm.locator("canvas.digit-pad").first
+        canvas = warm.locator("canvas.digit-pad[data-ready]").first
         stroke(warm, canvas, DIGITS[0])
         warm.get_by_text("What the models see").wait_for(timeout=120_000)
         warm.close()
@@ -91,7 +91,7 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
             home_cpu.append(process_cpu(process.pid) - before)
             before = process_cpu(process.pid)
             page.goto(f"{url}/draw")
-            page.locator("canvas.digit-pad").first.wait_for(timeout=120_000)
+            page.locator("canvas.digit-pad[data-ready]").first.wait_for(timeout=120_000)
             idle(page)
             draw_cpu.append(process_cpu(process.pid) - before)
             context.close()
@@ -99,10 +99,9 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.goto(f"{url}/draw")
-        canvas = page.locator("canvas.digit-pad").first
+        canvas = page.locator("canvas.digit-pad[data-ready]").first
         canvas.wait_for(timeout=120_000)
         idle(page)
-        time.sleep(2)  # a freshly mounted canvas needs a moment before it takes strokes
         spy = None
         if profile:
             profile.mkdir(parents=True, exist_ok=True)
@@ -117,7 +116,6 @@ def main(visitors: int, strokes: int, profile: Path | None) -> None:
                 clear.click()
                 page.wait_for_function("() => !document.querySelector('[data-testid=\"stImage\"]')", timeout=60_000)
                 idle(page)
-                time.sleep(1.5)  # the new canvas mounts
             before = process_cpu(process.pid)
             stroke(page, canvas, DIGITS[i % len(DIGITS)])
             answer.wait_for(timeout=60_000)

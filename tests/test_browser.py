@@ -169,9 +169,8 @@ def open_draw(server, page):
     page.goto(f"{server}/draw")
     page.get_by_text("Draw a digit", exact=True).first.wait_for(timeout=60_000)
     wait_idle(page)
-    canvas = page.locator("canvas.digit-pad").first
+    canvas = page.locator("canvas.digit-pad[data-ready]").first
     canvas.wait_for(timeout=30_000)
-    time.sleep(1.5)  # a freshly mounted canvas takes a moment before it listens
     return canvas
 
 

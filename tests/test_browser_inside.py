@@ -12,7 +12,7 @@ def test_a_drawing_shows_its_activation_maps_and_its_place_in_the_map(server, pa
     page.goto(f"{server}/inside")
     page.get_by_role("heading", name="Inside the model").wait_for(timeout=60_000)
     wait_idle(page)
-    canvas = page.locator("canvas.digit-pad").first
+    canvas = page.locator("canvas.digit-pad[data-ready]").first
     canvas.wait_for(timeout=30_000)
     stroke(page, canvas, [(140, 40), (140, 240)])  # a "1"
     page.get_by_text("Convolution 1:").first.wait_for(timeout=60_000)  # the shipped CNN: one grid per convolution

@@ -83,7 +83,9 @@ export default function ({ parentElement, setStateValue }) {
   canvas.addEventListener('pointerup', up);
   canvas.addEventListener('pointercancel', up);
   undo.addEventListener('click', back);
+  canvas.dataset.ready = 'true';  // takes strokes from now on (tests and benchmarks wait for it)
   return () => {
+    delete canvas.dataset.ready;
     canvas.removeEventListener('pointerdown', down);
     canvas.removeEventListener('pointermove', move);
     canvas.removeEventListener('pointerup', up);
