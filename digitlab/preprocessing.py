@@ -169,24 +169,32 @@ def load_image_file(path) -> np.ndarray:
 
 
 _PNG_URL = "data:image/png;base64,"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_canvas(data_url: str, *, size: int) -> np.ndarray:
     """A canvas's drawing as its page sends it (a PNG data URL, `size` × `size`) → uint8 RGBA (size, size, 4).
 
     The value comes from a browser, so anything else (another format, another size, a broken file) is refused with
-    a ValueError before any pixel is decoded.
+    a ValueError; the size is read from the PNG's header before any image library sees the data.
     """
     if not isinstance(data_url, str) or not data_url.startswith(_PNG_URL):
         raise ValueError("the drawing is not a PNG data URL")
-    if len(data_url) > 8 * size * size:  # 280×280: 627 KB, ~4× an incompressible RGBA PNG's base64
+    if len(data_url) > 8 * size * size:  # 627 KB for 280×280: 1.5× an incompressible RGBA PNG; a drawing is ~10 KB
         raise ValueError(f"the drawing is larger than a {size}×{size} canvas's PNG")
     try:
-        with Image.open(io.BytesIO(base64.b64decode(data_url[len(_PNG_URL):], validate=True))) as img:
-            if img.format != "PNG" or img.size != (size, size):
-                raise ValueError(f"the drawing is not a {size}×{size} PNG")
+        data = base64.b64decode(data_url[len(_PNG_URL):], validate=True)
+    except binascii.Error:
+        raise ValueError("the drawing is not a readable PNG") from None
+    # The signature, then the IHDR chunk: length, type, width and height as big-endian 32-bit integers.
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ValueError("the drawing is not a readable PNG")
+    if (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) != (size, size):
+        raise ValueError(f"the drawing is not a {size}×{size} PNG")
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
             return np.asarray(img.convert("RGBA"))
-    except (OSError, binascii.Error):
+    except (OSError, ValueError):  # a truncated or corrupt file, or PIL's own limits (ValueError)
         raise ValueError("the drawing is not a readable PNG") from None
 
 

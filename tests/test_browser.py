@@ -213,27 +213,42 @@ def test_the_offered_label_follows_the_latest_prediction(server, page):
     assert_healthy(page)
 
 
-def test_undo_takes_back_the_last_stroke(server, page):
+INK = "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; " \
+      "for (let i = 0; i < d.length; i += 4) n += d[i] > 127; return n; }"  # white pixels on the canvas
+
+
+def wait_for_predictions(page, condition: str, arg, timeout=30_000):
+    """Wait until the two Prediction values, as "ann,cnn", satisfy `condition` (a JS expression in `shown` and
+    `arg`); polled every 100 ms."""
+    page.wait_for_function(f"""(arg) => {{ const shown = [...document.querySelectorAll(
+        '[data-testid="stMetricValue"]')].map((v) => v.innerText.trim()).join(); return {condition}; }}""",
+                           arg=arg, polling=100, timeout=timeout)
+    wait_idle(page)
+
+
+def test_undo_and_clear_take_strokes_back(server, page):
     """The canvas's own Undo (its top-right corner): the answers go back to the drawing before the last stroke,
-    and to "Draw a digit" when no stroke is left."""
+    and to "Draw a digit" when no stroke is left; Clear empties the canvas at once."""
     canvas = open_draw(server, page)
-    drawn = []
-    for points in ([(90, 50), (70, 160), (200, 160)], [(170, 60), (170, 250)]):  # the two strokes of a 4
-        stroke(page, canvas, points)
-        page.get_by_text("What the models see").wait_for(timeout=60_000)
-        wait_idle(page)
-        drawn.append(predictions(page))
-    assert drawn[0] != drawn[1], f"the test needs two different answers to mean anything, got {drawn}"
+    stroke(page, canvas, [(90, 50), (70, 160), (200, 160)])  # the first stroke of a 4: an L
+    wait_for_predictions(page, "shown.length === 3", None)
+    first, first_ink = predictions(page), canvas.evaluate(INK)
+    stroke(page, canvas, [(170, 60), (170, 250)])  # its stem
+    wait_for_predictions(page, "shown.length === 3 && shown !== arg", ",".join(first))  # a test needs them to differ
+    assert canvas.evaluate(INK) > first_ink > 0
     page.get_by_role("button", name="Undo").click()
-    page.wait_for_function("""([ann, cnn]) => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
-        .map((v) => v.innerText.trim()).join() === `${ann},${cnn}`""", arg=drawn[0], timeout=30_000)
-    wait_idle(page)
-    assert predictions(page) == drawn[0]
+    wait_for_predictions(page, "shown === arg", ",".join(first))
+    assert canvas.evaluate(INK) == first_ink
     page.get_by_role("button", name="Undo").click()
+    wait_for_predictions(page, "shown === ''", None)
     page.get_by_text("Draw a digit", exact=True).nth(1).wait_for(timeout=30_000)  # the title, then the prompt
-    wait_idle(page)
-    assert predictions(page) == []
+    assert canvas.evaluate(INK) == 0
     expect(page.get_by_role("button", name="Undo")).to_be_hidden()  # nothing left to take back
+    stroke(page, canvas, [(140, 40), (140, 240)])
+    wait_for_predictions(page, "shown.length === 3", None)
+    page.get_by_role("button", name="Clear").click()
+    wait_for_predictions(page, "shown === ''", None)
+    assert page.locator("canvas.digit-pad[data-ready]").first.evaluate(INK) == 0
     assert_healthy(page)
 
 

@@ -185,8 +185,24 @@ def test_read_canvas_refuses_what_the_canvas_does_not_send(value, message):
         read_canvas(value, size=280)
 
 
-@pytest.mark.parametrize("image, fmt", [(Image.new("RGBA", (281, 280)), "PNG"), (Image.new("RGB", (280, 280)), "JPEG"),
-                                        (Image.new("L", (3000, 3000)), "PNG")])
-def test_read_canvas_refuses_other_sizes_and_formats_before_decoding(image, fmt):
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG's signature and IHDR chunk for an 8-bit RGBA image of that size (CRC not checked before decoding)."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + len(ihdr).to_bytes(4, "big") + b"IHDR" + ihdr + b"\0\0\0\0"
+
+
+@pytest.mark.parametrize("width, height", [(281, 280), (20_000, 20_000), (280, 3)])
+def test_read_canvas_refuses_other_sizes_before_decoding(width, height):
+    """The header alone decides: the pixels after it are garbage, which a decoder would call unreadable, and a
+    20,000×20,000 header would be a decompression bomb."""
+    data = _png_header(width, height) + b"\0\0\0\x10IDAT" + b"garbage!" * 2
     with pytest.raises(ValueError, match="not a 280×280 PNG"):
-        read_canvas(_data_url(image, fmt), size=280)
+        read_canvas("data:image/png;base64," + base64.b64encode(data).decode(), size=280)
+
+
+def test_read_canvas_refuses_a_jpeg_and_a_broken_png():
+    with pytest.raises(ValueError, match="not a readable PNG"):
+        read_canvas(_data_url(Image.new("RGB", (280, 280)), "JPEG"), size=280)
+    data = _png_header(280, 280) + b"\0\0\0\x10IDAT" + b"garbage!" * 2
+    with pytest.raises(ValueError, match="not a readable PNG"):
+        read_canvas("data:image/png;base64," + base64.b64encode(data).decode(), size=280)

@@ -10,10 +10,13 @@ sending. This one is a components-v2 element: plain DOM in the page, no bundle, 
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from digitlab.preprocessing import read_canvas
 
+_log = logging.getLogger("digitlab")
 SIZE = 280  # canvas pixels: 10× MNIST, comfortable for a finger on a 390-px-wide phone
 INK_WIDTH = 22  # px: after scaling to 20 px a stroke is ~1.6 px wide, like MNIST's pen
 
@@ -35,8 +38,11 @@ export default function ({ parentElement, setStateValue }) {
   const canvas = parentElement.querySelector('canvas');
   const undo = parentElement.querySelector('.undo');
   const pen = canvas.getContext('2d');
-  const strokes = canvas.strokes || (canvas.strokes = []);  // on the element: it outlives a re-render
-  let stroke = null;
+  const strokes = canvas.strokes || (canvas.strokes = []);  // on the element: it outlives a second call (theme)
+  if (canvas.listening) canvas.listening.abort();  // Streamlit calls this again when the theme changes
+  const listening = canvas.listening = new AbortController();
+  const on = (target, type, handler) => target.addEventListener(type, handler, { signal: listening.signal });
+  let stroke = null, pointer = null;
 
   const at = (event) => {
     const box = canvas.getBoundingClientRect();
@@ -53,45 +59,40 @@ export default function ({ parentElement, setStateValue }) {
   };
   const send = () => setStateValue('drawing', strokes.length ? canvas.toDataURL('image/png') : null);
 
-  const down = (event) => {
-    if (event.button > 0) return;
+  on(canvas, 'pointerdown', (event) => {  // one pointer draws: a second finger or a palm is ignored
+    if (stroke || !event.isPrimary || event.button > 0) return;
     event.preventDefault();
-    canvas.setPointerCapture(event.pointerId);
+    try { canvas.setPointerCapture(event.pointerId); } catch (error) { /* a synthetic pointer: no capture */ }
+    pointer = event.pointerId;
     stroke = [at(event)];
     strokes.push(stroke);
     segment(stroke[0], stroke[0]);  // a dot, if the pointer goes no further
     undo.disabled = false;
-  };
-  const move = (event) => {
-    if (!stroke) return;
-    for (const each of (event.getCoalescedEvents ? event.getCoalescedEvents() : [event])) {
+  });
+  on(canvas, 'pointermove', (event) => {
+    if (!stroke || event.pointerId !== pointer) return;
+    const coalesced = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+    for (const each of (coalesced.length ? coalesced : [event])) {
       const point = at(each);
       segment(stroke[stroke.length - 1], point);
       stroke.push(point);
     }
-  };
-  const up = () => {
-    if (!stroke) return;
-    stroke = null;
+  });
+  const end = (event) => {
+    if (!stroke || event.pointerId !== pointer) return;
+    stroke = pointer = null;
     send();
   };
-  const back = () => { strokes.pop(); paint(); send(); };
+  on(canvas, 'pointerup', end);
+  on(canvas, 'pointercancel', end);
+  on(undo, 'click', () => {
+    if (stroke) return;  // not while a stroke is being drawn
+    strokes.pop(); paint(); send();
+  });
 
   paint();
-  canvas.addEventListener('pointerdown', down);
-  canvas.addEventListener('pointermove', move);
-  canvas.addEventListener('pointerup', up);
-  canvas.addEventListener('pointercancel', up);
-  undo.addEventListener('click', back);
   canvas.dataset.ready = 'true';  // takes strokes from now on (tests and benchmarks wait for it)
-  return () => {
-    delete canvas.dataset.ready;
-    canvas.removeEventListener('pointerdown', down);
-    canvas.removeEventListener('pointermove', move);
-    canvas.removeEventListener('pointerup', up);
-    canvas.removeEventListener('pointercancel', up);
-    undo.removeEventListener('click', back);
-  };
+  return () => { listening.abort(); delete canvas.dataset.ready; };
 }
 """ % INK_WIDTH
 _pad = st.components.v2.component("digitlab.digit_pad", html=_HTML, css=_CSS, js=_JS)
@@ -106,7 +107,8 @@ def digit_canvas(*, key: str):
                  height="content").get("drawing")
     try:
         return read_canvas(value, size=SIZE) if value else None
-    except ValueError:
+    except ValueError as error:
+        _log.warning("canvas value refused (%s): read as an empty canvas", error)
         return None
 
 

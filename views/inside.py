@@ -155,4 +155,4 @@ def anatomy_table() -> None:
 
 
 board(model_id)
-ui.warm_up_drawing((model_id,))  # while the person draws
+ui.warm_up_drawing((model_id,) if model_id else ())  # while the person draws
