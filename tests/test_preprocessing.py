@@ -16,7 +16,7 @@ def _upscale(digit: np.ndarray, size: int) -> np.ndarray:
 
 
 def _canvas(digit: np.ndarray, *, size=200, at=(40, 60), canvas=(400, 400)) -> np.ndarray:
-    """An RGBA canvas like streamlit-drawable-canvas returns: black stroke, ink in alpha, transparent elsewhere."""
+    """An RGBA canvas with a transparent background: black stroke, ink in alpha, transparent elsewhere."""
     rgba = np.zeros((*canvas, 4), np.uint8)
     top, left = at
     rgba[top:top + size, left:left + size, 3] = _upscale(digit, size)

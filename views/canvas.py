@@ -1,7 +1,7 @@
 """The drawing canvas: a black 280×280 square that takes mouse, pen and finger strokes in white ink, with Undo in its
 corner, and sends the drawing (a PNG) the moment a stroke ends.
 
-Written here, ~60 lines of script, instead of streamlit-drawable-canvas: for a fresh visitor that component cost
+Written here, ~65 lines of script, instead of streamlit-drawable-canvas: for a fresh visitor that component cost
 about a second of the first answer (issue 16: ≤ 4 s from server start), and a digit needs none of its shape tools.
 It boots a 413 KB Fabric.js bundle before the canvas shows, its first value (a dict) makes Streamlit import pandas and
 pyarrow (~0.9 CPU-s on a fresh server, before the canvas is sent), and it waits 200 ms after every stroke before

@@ -148,7 +148,9 @@ def warm_up_drawing(model_ids: tuple[str, ...]) -> Future:
         for model_id in model_ids:
             _serving(model_id).run(image)
 
-    future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up").submit(warm)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up")
+    future = executor.submit(warm)
+    executor.shutdown(wait=False)  # its thread ends with this one task
     future.add_done_callback(lambda done: done.exception() and logging.getLogger("digitlab").warning(
         "warm-up for %s failed (the first drawing loads them itself): %r", model_ids, done.exception()))
     return future
