@@ -8,9 +8,10 @@
 
 `betas` and `ema` score on the validation split only (the test set is never loaded): DigitLab's `train` with Keras's
 Adam given other arguments (`use_ema=True`: the weights it ends with are the average), the loss label smoothing or
-the first convolution another kernel size, scored by the model `train` returns. `im2col` times plain `fit` (batch 128, 54,000 images) of the `fast` CNN's layers
-with the first 3×3 convolution as is, or as a fixed one-hot 3×3 convolution to 9 channels followed by a trainable
-1×1 convolution (the same function and parameters, its weight gradient one matrix product), the two alternating.
+the first convolution another kernel size, scored by the model `train` returns. `im2col` times plain `fit` (batch
+128, 54,000 images) of the `fast` CNN's layers with the first 3×3 convolution as is, or as a fixed one-hot 3×3
+convolution to 9 channels followed by a trainable 1×1 convolution (the same function and parameters, its weight
+gradient one matrix product), the two alternating.
 """
 
 import argparse
@@ -52,8 +53,8 @@ def one_epoch(data, candidates: dict) -> None:
 
     stock_adam, stock_compile, stock_conv = keras.optimizers.Adam, keras.Model.compile, keras.layers.Conv2D
     try:
-        for name, (changes, adam, *rest) in candidates.items():
-            smoothing, first_kernel = (rest + [0.0, 3][len(rest):])[:2]
+        for name, (changes, adam, smoothing, *kernel) in candidates.items():
+            first_kernel = kernel[0] if kernel else 3
             keras.optimizers.Adam = functools.partial(stock_adam, **adam)
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
             keras.Model.compile = lambda model, *args, _loss=loss, **kwargs: stock_compile(
@@ -152,8 +153,10 @@ def main():
     parser.add_argument("--only", nargs="*", help="candidates to run (default: all of the lever's)")
     args = parser.parse_args()
     data = load_mnist()
-    if args.lever in ("im2col", "layout"):
-        {"im2col": im2col, "layout": layout}[args.lever](data)
+    if args.lever == "im2col":
+        im2col(data)
+    elif args.lever == "layout":
+        layout(data)
     else:
         candidates = BETAS if args.lever == "betas" else EMA
         one_epoch(data, {k: v for k, v in candidates.items() if not args.only or k in args.only})

@@ -21,7 +21,8 @@ SIZE = 280  # canvas pixels: 10× MNIST, comfortable for a finger on a 390-px-wi
 INK_WIDTH = 22  # px: after scaling to 20 px a stroke is ~1.6 px wide, like MNIST's pen
 
 _HTML = f"""<div class="pad">
-<canvas class="digit-pad" width="{SIZE}" height="{SIZE}" role="img" aria-label="Drawing canvas: draw one digit"></canvas>
+<canvas class="digit-pad" width="{SIZE}" height="{SIZE}" role="img"
+  aria-label="Drawing canvas: draw one digit"></canvas>
 <button class="undo" type="button" aria-label="Undo" title="Undo the last stroke" disabled>↶</button>
 </div>"""
 _CSS = f"""
@@ -46,7 +47,8 @@ export default function ({ parentElement, setStateValue }) {
 
   const at = (event) => {
     const box = canvas.getBoundingClientRect();
-    return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+    return [(event.clientX - box.left) * canvas.width / box.width,
+            (event.clientY - box.top) * canvas.height / box.height];
   };
   const segment = (from, to) => {
     pen.beginPath(); pen.moveTo(from[0], from[1]); pen.lineTo(to[0], to[1]); pen.stroke();
