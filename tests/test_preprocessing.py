@@ -1,14 +1,19 @@
 import base64
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.preprocessing import (BlankImageError, ink_from_image, load_image_file, one_hot, prepare_image,
-                                    read_canvas, scale_images)
+from digitlab.preprocessing import (BlankImageError, _most_parts, ink_from_image, load_image_file, one_hot,
+                                    prepare_image, read_canvas, scale_images)
 from tests.conftest import digit_images
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _upscale(digit: np.ndarray, size: int) -> np.ndarray:
@@ -158,6 +163,27 @@ def test_noise_only_is_rejected_but_a_digit_with_specks_is_not(mnist):
         rgba = _canvas(digit)
         rgba[5, 5, 3] = rgba[390, 390, 3] = rgba[5, 390, 3] = 255
         assert prepare_image(rgba).image.max() > 0.9
+
+
+def test_most_parts_never_counts_fewer_parts_than_scipy(mnist):
+    rng = np.random.default_rng(0)
+    masks = [rng.random((60, 80)) < density for density in (0.02, 0.1, 0.3, 0.5, 0.7)]
+    masks += [digit > 0.2 for digit in scale_images(mnist.x_test[:300])]
+    for mask in masks:
+        assert _most_parts(mask) >= ndimage.label(mask)[1]
+    u = np.zeros((5, 5), bool)
+    u[:, 0] = u[:, 4] = u[4] = True  # one part, two tops
+    two_dots = np.zeros((5, 5), bool)
+    two_dots[1, 1] = two_dots[3, 3] = True  # diagonal neighbours are apart (4-connectivity, like ndimage.label)
+    assert [_most_parts(m) for m in (np.zeros((5, 5), bool), u, two_dots, np.ones((5, 5), bool))] == [0, 2, 2, 1]
+
+
+def test_a_drawn_digit_is_prepared_without_importing_scipy():
+    script = ("import sys, numpy as np; from digitlab.preprocessing import prepare_image; "
+              "c = np.zeros((280, 280, 4), np.uint8); c[..., 3] = 255; c[60:80, 70:210, :3] = 255; "
+              "c[60:230, 190:210, :3] = 255; prepare_image(c); print(sorted(m for m in sys.modules if 'scipy' in m))")
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=ROOT).stdout.strip() == "[]"
 
 
 def _data_url(image: Image.Image, fmt="PNG") -> str:

@@ -136,9 +136,9 @@ def model(model_id: str) -> serving.ServingModel:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def warm_up_drawing(model_ids: tuple[str, ...]) -> Future:
-    """Ready a first drawing's answer while the person draws (once per server and pair of models): the first
-    preparation imports scipy.ndimage (~0.3 s) and each model's serving graph opens (~0.05 s). Call it after the
-    canvas is on the page, so the warm-up never delays the canvas."""
+    """Ready a first drawing's answer while the person draws (once per server and pair of models): ONNX Runtime loads
+    and each model's serving graph opens (~0.1 s in all). Call it after the canvas is on the page, so the warm-up
+    never delays the canvas."""
     def warm():
         from digitlab.preprocessing import prepare_image
 
