@@ -49,7 +49,6 @@ def board(model_ids: dict) -> None:
         answers.info("Draw a digit", icon=":material/draw:")
         return
     st.session_state.last_drawing = prepared.image  # the Inside page starts from it
-    ui.store(wait=False)  # answered: now the run store may open, in the background (see `entries` above)
     guesses = {kind: int(out["probabilities"][0].argmax()) for kind, out in outputs.items()}
     answers.markdown(" · ".join(f"**{kind.upper()}: {digit}** ({outputs[kind]['probabilities'][0][digit]:.0%})"
                                   for kind, digit in guesses.items()))
@@ -72,6 +71,7 @@ def board(model_ids: dict) -> None:
             output_format="PNG", caption="cropped to the ink → longer side 20 px → centred 28×28 by its centre of "
                                          "mass: the models' input")
         add_to_my_drawings(drawing, guesses.get("cnn", guesses.get("ann", 0)))
+    ui.store(wait=False)  # all shown: now the run store may open, in the background (see `entries` above)
 
 
 def add_to_my_drawings(image, guess: int) -> None:
