@@ -93,7 +93,7 @@ def draw_seven(page, x0, y0, dx=0):
 # busy cores (measured: session 10), so timing the answer by `wait_for` times Playwright as much as DigitLab.
 _WATCH_ANSWERS = """
 window.__shown = {};
-new MutationObserver(() => {
+const watching = new MutationObserver(() => {
   const text = document.body ? document.body.textContent : '';
   for (const [name, found] of [['answer', text.includes('CNN: ')],
                                ['metric', hasPrediction()]]) {
@@ -102,7 +102,9 @@ new MutationObserver(() => {
       requestAnimationFrame(() => { window.__shown[name] = Date.now(); });  // the frame that paints it
     }
   }
-}).observe(document, {subtree: true, childList: true, characterData: true});
+  if ('answer' in window.__shown && 'metric' in window.__shown) watching.disconnect();  // no cost to the page after
+});
+watching.observe(document, {subtree: true, childList: true, characterData: true});
 function hasPrediction() {
   return [...document.querySelectorAll('[data-testid="stMetric"]')].some((m) => m.textContent.includes('Prediction'));
 }

@@ -1,6 +1,6 @@
 """The floor under DigitLab's first answer: Streamlit and DigitLab's drawing canvas alone, with a fixed one-line answer
-(no model, no preparation, no other element), so `benchmarks.startup` can time what Streamlit and Chromium take before
-DigitLab's own pages add anything.
+(no model, no preparation, no other element; the canvas's module loads numpy and PIL, as DigitLab's pages do), so
+`benchmarks.startup` can time what Streamlit and Chromium take before DigitLab's own pages add anything.
 
     python -m benchmarks.startup --app benchmarks/floor_app.py --runs 8
 """
