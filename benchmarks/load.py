@@ -175,14 +175,18 @@ async def keep_training(url: str, stop: asyncio.Event, started: list, problems: 
                     element.body[:150] for _, kind, element in reply.elements() if kind == "alert"))
                 return
             started.append(time.perf_counter())
-            while not stop.is_set():  # the run ended when a whole-page run shows Start enabled again
+            # The run ended when a whole-page run shows Start enabled again; press it only once that page run has
+            # finished (pressed before, the reply would be that run's end, with no new run in it).
+            ended = False
+            while not stop.is_set():
                 try:
                     _, msg = await asyncio.wait_for(session.next_message(), 1)
                 except TimeoutError:
                     continue
                 element = msg.delta.new_element
-                if msg.WhichOneof("type") == "delta" and element.WhichOneof("type") == "button" \
-                        and element.button.id.endswith("-start") and not element.button.disabled:
+                ended = ended or (msg.WhichOneof("type") == "delta" and element.WhichOneof("type") == "button" and
+                                  element.button.id.endswith("-start") and not element.button.disabled)
+                if ended and msg.WhichOneof("type") == "script_finished":
                     break
     except (TimeoutError, ConnectionError, KeyError) as error:
         problems.append(f"trainer: {type(error).__name__}: {error}")

@@ -108,9 +108,16 @@ def finished_run(store, owner, accuracy):
 
 
 def visitor_session(owner, page):
+    """A visitor's session on `page`, once the run store has opened (Home shows only the shipped models until then,
+    and reruns itself when it has: `ui.rerun_when_store_opens`)."""
+    from views import ui
+
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state["owner"] = owner
     at.run().switch_page(page).run()
+    while ui.store_opening():
+        time.sleep(0.05)
+    at.run()
     assert_healthy(at)
     return at
 

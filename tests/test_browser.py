@@ -2,6 +2,7 @@
 a training survives switching pages and a reload. Screenshots land in the test's temporary folder (and in
 $DIGITLAB_SCREENSHOTS when set). Runs whenever /usr/bin/chromium exists, and must run when CI=true."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -47,16 +48,17 @@ class Server(str):
         return self
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, mnist):
-    home = seed_home(tmp_path_factory.mktemp("home"), mnist)
+@contextlib.contextmanager
+def running_app(home, **env):
+    """`streamlit run app.py` on a free port with DIGITLAB_HOME=home (and `env`), until healthy; yields its Server.
+    Stops it, and any job it left running, afterwards."""
     port = _free_port()
-    env = {**os.environ, "DIGITLAB_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    environment = {**os.environ, "DIGITLAB_HOME": str(home), **env}
+    environment.pop("MLFLOW_TRACKING_URI", None)
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -68,10 +70,18 @@ def server(tmp_path_factory, mnist):
     else:
         proc.kill()
         raise RuntimeError("streamlit did not become healthy: " + (home / "server.log").read_text()[-2000:])
-    yield Server(url, proc.pid)
-    proc.terminate()
-    proc.wait(timeout=20)
-    stop_jobs(home)
+    try:
+        yield Server(url, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        stop_jobs(home)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mnist):
+    with running_app(seed_home(tmp_path_factory.mktemp("home"), mnist)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +146,40 @@ def shoot(page, tmp_path, name):
 
 PAGES = [("", "DigitLab"), ("train", "Train a model"), ("results", "Results"), ("draw", "Draw a digit"),
          ("compare", "Compare runs"), ("inside", "Inside the model"), ("sweep", "Sweep hyperparameters")]
+
+
+_COUNT_RUNS = """
+window.__runs = 0;  // script runs (whole page or fragment) the page has seen start
+new MutationObserver((changes) => {
+  for (const change of changes) if (change.target.getAttribute('data-test-script-state') === 'running') window.__runs++;
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
+"""
+
+
+def test_home_lists_the_shipped_models_at_once_and_runs_once_the_store_opens(home, browser):
+    """A fresh server's first Home does not wait for MLflow's import and a new store (seconds): the shipped models
+    show at once, a run already in the store joins the table by itself, and the page then stops checking."""
+    from digitlab.runs import RunStore
+    from tests.test_app import finished_run
+
+    finished_run(RunStore(), "alice", 0.91)
+    with running_app(home) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.add_init_script(_COUNT_RUNS)
+        page.goto(url)
+        models = page.locator('[data-testid="stMetric"]').filter(has_text="Models available").locator(
+            '[data-testid="stMetricValue"]')
+        expect(models).to_have_text("2", timeout=60_000)
+        expect(page.get_by_text("the run store is still opening")).to_be_visible()
+        expect(models).to_have_text("3", timeout=60_000)  # nobody clicked
+        expect(page.get_by_text("the run store is still opening")).to_have_count(0)
+        wait_idle(page)
+        runs = page.evaluate("window.__runs")
+        time.sleep(2)  # four checks' worth
+        assert page.evaluate("window.__runs") == runs, "the page kept rerunning after the store had opened"
+        assert runs >= 2  # the first run and the one that brought the runs in
+        assert_healthy(page)
+        page.close()
 
 
 @pytest.mark.parametrize("path, title", PAGES)

@@ -1,19 +1,13 @@
 """The public demo in a real browser (DIGITLAB_PUBLIC=1): nothing from a link renders as markdown, and a visitor
 is one person across reloads and tabs of the same browser (a signed cookie)."""
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import seed_home, stop_jobs
-from tests.test_browser import (ARGS, CHROMIUM, ROOT, Server, _free_port, assert_healthy, browser,  # noqa: F401
-                                wait_idle)
+from tests.conftest import seed_home
+from tests.test_browser import assert_healthy, browser, running_app, wait_idle  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 MARKDOWN = "[click me](http://example.com/phish)"
@@ -21,24 +15,8 @@ MARKDOWN = "[click me](http://example.com/phish)"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, mnist):
-    home = seed_home(tmp_path_factory.mktemp("demo"), mnist)
-    port = _free_port()
-    env = {**os.environ, "DIGITLAB_HOME": str(home), "DIGITLAB_PUBLIC": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.2)
-    yield Server(url, proc.pid)
-    proc.terminate()
-    proc.wait(timeout=20)
-    stop_jobs(home)
+    with running_app(seed_home(tmp_path_factory.mktemp("demo"), mnist), DIGITLAB_PUBLIC="1") as url:
+        yield url
 
 
 @pytest.fixture

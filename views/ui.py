@@ -69,6 +69,24 @@ def store(*, wait: bool = True, start: bool = True) -> runstore.RunStore | None:
         return None
 
 
+def store_opening() -> bool:
+    """True while the run store is opening (asked for, not yet open or failed)."""
+    return bool(_OPENING) and not _OPENING[0].done()
+
+
+def rerun_when_store_opens() -> None:
+    """A page that showed the shipped models while the run store was opening reruns once it has opened (checked
+    twice a second by a tiny fragment; the rerun no longer calls it, so the checking stops)."""
+    if store_opening():
+        _rerun_once_open()
+
+
+@st.fragment(run_every=0.5)
+def _rerun_once_open() -> None:
+    if not store_opening():
+        st.rerun()  # the whole page, now with the runs
+
+
 def limits():
     """LOCAL, or PUBLIC when DIGITLAB_PUBLIC=1 (in the environment, or a root-level key of secrets.toml, which
     Streamlit exports to the environment at start-up)."""
