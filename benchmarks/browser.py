@@ -88,27 +88,44 @@ def draw_seven(page, x0, y0, dx=0):
     return time.perf_counter()  # the moment the stroke ends
 
 
-# Marks, in the page's own clock, the frame in which the answers ("ANN: 7 (98%) · CNN: 7 (99%)") and then the big
-# "Prediction" figures first show. Playwright's client learns of a change 0.1–0.6 s after the page shows it on two
-# busy cores (measured: session 10), so timing the answer by `wait_for` times Playwright as much as DigitLab.
-_WATCH_ANSWERS = """
+def watch(**conditions: str) -> str:
+    """A page script that marks, in the page's own clock (`window.__shown[name]`, ms since the epoch), the frame in
+    which each condition (a JavaScript expression) first holds. Playwright's client learns of a change 0.1-0.6 s
+    after the page shows it on two busy cores (measured: session 10), so timing by `wait_for` times Playwright as
+    much as DigitLab."""
+    checks = ",\n".join(f"  [{name!r}, () => {expression}]" for name, expression in conditions.items())
+    return """(() => {
 window.__shown = {};
+const checks = [
+%s
+];
 const watching = new MutationObserver(() => {
-  const text = document.body ? document.body.textContent : '';
-  for (const [name, found] of [['answer', text.includes('CNN: ')],
-                               ['metric', hasPrediction()]]) {
-    if (found && !(name in window.__shown)) {
+  for (const [name, holds] of checks) {
+    if (!(name in window.__shown) && holds()) {
       window.__shown[name] = 0;
       requestAnimationFrame(() => { window.__shown[name] = Date.now(); });  // the frame that paints it
     }
   }
-  if ('answer' in window.__shown && 'metric' in window.__shown) watching.disconnect();  // no cost to the page after
+  if (checks.every(([name]) => name in window.__shown)) watching.disconnect();  // no cost to the page after
 });
 watching.observe(document, {subtree: true, childList: true, characterData: true});
-function hasPrediction() {
-  return [...document.querySelectorAll('[data-testid="stMetric"]')].some((m) => m.textContent.includes('Prediction'));
-}
-"""
+})();
+""" % checks
+
+
+def shown_moments(page, names) -> dict:
+    """Wait until the page has shown every named condition of `watch`; returns their moments as perf_counter values."""
+    page.wait_for_function(f"() => {' && '.join(f'window.__shown[{n!r}] > 0' for n in names)}", timeout=120_000)
+    to_perf_counter = time.perf_counter() - time.time()  # the page's Date.now() and time.time() share the wall clock
+    shown = page.evaluate("() => window.__shown")
+    return {name: shown[name] / 1000 + to_perf_counter for name in names}
+
+
+# The answers under the canvas ("ANN: 7 (98%) · CNN: 7 (99%)"), then the big "Prediction" figures.
+_WATCH_ANSWERS = watch(
+    answer="document.body && document.body.textContent.includes('CNN: ')",
+    metric="[...document.querySelectorAll('[data-testid=\"stMetric\"]')].some((m) => "
+           "m.textContent.includes('Prediction'))")
 
 
 def draw_on_draw_page(page, url) -> dict:
@@ -125,11 +142,7 @@ def draw_on_draw_page(page, url) -> dict:
     draw_seven(page, box["x"], box["y"])
     page.get_by_text("CNN: ").first.wait_for(timeout=120_000)
     noticed = time.perf_counter()
-    page.wait_for_function("() => window.__shown.answer > 0 && window.__shown.metric > 0", timeout=120_000)
-    to_perf_counter = time.perf_counter() - time.time()  # the page's Date.now() and time.time() share the wall clock
-    painted = page.evaluate("() => window.__shown")
-    return {"canvas": shown, "answer": painted["answer"] / 1000 + to_perf_counter, "answer_noticed": noticed,
-            "metric": painted["metric"] / 1000 + to_perf_counter}
+    return {"canvas": shown, "answer_noticed": noticed, **shown_moments(page, ["answer", "metric"])}
 
 
 def rss_mb(pid: int) -> float:

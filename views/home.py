@@ -32,7 +32,7 @@ balance.plotly_chart(charts.class_distribution(data.y_train, data.y_test), key="
 means.plotly_chart(charts.mean_images(data.means), key="means", config=ui.NO_TOOLBAR)
 
 st.subheader("Models")
-entries = ui.model_entries(wait=False)  # the shipped ones at once; runs join when the store has opened (below)
+entries = ui.model_entries(wait=False, start=False)  # at once: the shipped models, and runs once the store is open
 best = catalog.best_by_validation(entries)
 models_metric.metric("Models available", len(entries))
 best_metric.metric("Best by validation", f"{best['test_accuracy']:.2%}" if best else "–",
@@ -47,6 +47,7 @@ st.dataframe(pd.DataFrame([{
         "validation accuracy": st.column_config.NumberColumn(format="%.2f%%"),
         "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
         "parameters": st.column_config.NumberColumn(format="%d")})
+ui.store(wait=False)  # the table is out: the run store may open now (MLflow's import would slow the table's own)
 if ui.store_opening():  # a fresh server: MLflow's import and a new store take seconds
     st.caption("Your runs join this table in a moment: the run store is still opening.")
     ui.rerun_when_store_opens()
