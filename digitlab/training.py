@@ -132,9 +132,10 @@ def train(
     )
     seconds = time.perf_counter() - start
     stopped = reporter.stopped or ("early_stopping" if early is not None and early.stopped_epoch > 0 else None)
-    if precision != "float32":  # hand back a float32 model with the trained weights (they are float32 already)
-        trained, model = model, build_model(config)
+    if precision != "float32":  # hand back a float32 model with the trained weights (they are float32 already),
+        trained, model = model, build_model(config)  # compiled like the trained one, so `evaluate` works on it
         model.set_weights(trained.get_weights())
+        compile_model(model, config, steps=config.num_epochs * batches_per_epoch)
     return TrainResult(config, model, reporter.history, seconds, precision, stopped)
 
 
