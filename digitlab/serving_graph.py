@@ -28,6 +28,11 @@ from .models import build_model
 TOLERANCE = 1e-5  # largest difference from Keras allowed in probabilities and saliency
 CHECK_IMAGES = 300  # test images a serving graph is checked on (callers pass them)
 CHECK_BATCH = 50  # ... this many at a time: all 300 at once held ~380 MB more in the training worker (measured)
+# Images whose saliency may differ: where a max-pooling window's two largest inputs are within rounding of each other,
+# TensorFlow and ONNX Runtime can pick different maxima and send that window's gradient to different pixels (both
+# correct; seen in 1 of 300 images on an AMX Xeon, whose TensorFlow rounds differently). A conversion fault differs
+# on most images, not on 1%.
+SALIENCY_SPARE = 0.01
 
 
 class ServingExportError(ValueError):
@@ -191,11 +196,12 @@ def write_serving_graph(model: keras.Model, config: RunConfig, path, *, check_im
 
 
 def _check(path: Path, model: keras.Model, reference, images: np.ndarray) -> None:
-    """The graph at `path` against Keras (probabilities) and `reference`, TensorFlow's own gradients (the rest)."""
+    """The graph at `path` against Keras (probabilities) and `reference`, TensorFlow's own gradients (the rest); the
+    saliency of up to SALIENCY_SPARE of the images may differ (max-pooling near-ties, above)."""
     from .serving import ServingModel  # noqa: PLC0415
 
     served = ServingModel(path)
-    worst = {}
+    worst, saliency = {}, {}  # saliency: each target's per-image largest difference
 
     def note(name, difference, limit):
         worst[name] = (max(difference, worst.get(name, (0.0,))[0]), limit)
@@ -207,10 +213,14 @@ def _check(path: Path, model: keras.Model, reference, images: np.ndarray) -> Non
             got = served.run(batch, target=None if target < 0 else target)
             want = {k: v.numpy() for k, v in reference(tf.constant(batch), tf.constant(target, tf.int32)).items()}
             note(f"probabilities (target {target})", np.abs(got["probabilities"] - expected).max(), TOLERANCE)
-            note(f"saliency (target {target})", np.abs(got["saliency"] - want["saliency"]).max(), TOLERANCE)
+            saliency.setdefault(target, []).extend(np.abs(got["saliency"] - want["saliency"]).reshape(len(batch), -1)
+                                                   .max(axis=1))
             for name in [k for k in want if k == "hidden" or k.startswith("conv")]:
                 scale = max(1.0, float(np.abs(want[name]).max()))
                 note(name, np.abs(got[name] - want[name]).max() / scale, 1e-4)
+    for target, per_image in saliency.items():  # the largest difference once the spare images are set aside
+        spare = int(SALIENCY_SPARE * len(per_image))
+        note(f"saliency (target {target})", float(np.sort(per_image)[len(per_image) - 1 - spare]), TOLERANCE)
     bad = {k: v for k, (v, limit) in worst.items() if not v <= limit}
     if bad:
         raise ServingExportError("the serving graph does not match Keras: " + ", ".join(

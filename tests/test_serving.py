@@ -99,6 +99,30 @@ def test_predict_batches_and_rejects_a_bad_target(images):
         served.run(images[:1], target=12)
 
 
+@pytest.mark.parametrize("differing, refused", [(2, False), (3, True)])
+def test_the_check_spares_one_percent_of_saliency_maps_and_no_more(images, differing, refused):
+    """Max-pooling near-ties may route one map's gradient elsewhere (both right); a fault differs on many more."""
+    model = load_model("cnn")
+    autodiff = serving_graph.serving_function(model, gradients="autodiff")
+
+    calls = []
+
+    def reference(batch, target):  # TensorFlow's outputs, with `differing` saliency maps of the 200 moved by 1e-3
+        out = dict(autodiff(batch, target))
+        if not calls:  # the first batch, target -1
+            out["saliency"] = out["saliency"] + np.pad(np.full((differing, 28, 28), 1e-3, np.float32),
+                                                       [(0, batch.shape[0] - differing), (0, 0), (0, 0)])
+        calls.append(target)
+        return out
+
+    check = lambda: serving_graph._check(model_file("cnn", kind="onnx"), model, reference, images)  # noqa: E731
+    if refused:
+        with pytest.raises(serving_graph.ServingExportError, match=r"saliency \(target -1\) differs by 1.00e-03"):
+            check()
+    else:
+        check()
+
+
 def test_an_export_that_cannot_match_is_refused_and_the_run_keeps_its_keras(mnist, images, tmp_path, tracking_uri):
     # Overlapping max-pooling (pool 3, stride 1): its gradient is not converted, so saliency cannot be served.
     model = keras.Sequential([keras.Input((28, 28), name="image"), keras.layers.Reshape((28, 28, 1)),
