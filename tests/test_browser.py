@@ -55,27 +55,27 @@ def running_app(home, **env):
     port = _free_port()
     environment = {**os.environ, "DIGITLAB_HOME": str(home), **env}
     environment.pop("MLFLOW_TRACKING_URI", None)
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    with open(home / "server.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                                cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            proc.kill()
+            raise RuntimeError("streamlit did not become healthy: " + (home / "server.log").read_text()[-2000:])
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("streamlit did not become healthy: " + (home / "server.log").read_text()[-2000:])
-    try:
-        yield Server(url, proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        stop_jobs(home)
+            yield Server(url, proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            stop_jobs(home)
 
 
 @pytest.fixture(scope="module")
