@@ -189,6 +189,19 @@ def prune_jobs(*, keep_run_ids: set[str], older_than: float = 3600) -> list[str]
     return gone
 
 
+def steady_eta(eta: float, *, shown: tuple[float, float] | None, now: float) -> float:
+    """The seconds left to show, given the worker's latest `eta` and what was `shown` (value, time) before.
+
+    It counts down with the clock and moves a third of the way toward `eta`, by at most a tenth of itself (or 1 s)
+    per second: a worker's ETA jumps when its host is busy for a moment, and a number that jumps reads as a guess.
+    """
+    if shown is None:
+        return eta
+    counted_down = max(0.0, shown[0] - (now - shown[1]))
+    most = max(1.0, 0.1 * counted_down) * max(0.0, now - shown[1])
+    return counted_down + min(most, max(-most, 0.3 * (eta - counted_down)))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # SQLite
 # ---------------------------------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ class _Report:
         self.trace = {"epoch": [], "loss": [], "accuracy": []}
         self.last: dict = {}
         self.pace = None  # seconds per batch after the warm-up, exponentially smoothed
-        self.first = None  # (batches done, seconds elapsed) at the first report
+        self.first = None  # (epoch, batches done, seconds elapsed) where the pace is measured from
         self.start = self.finishing_from = time.monotonic()
 
     def phase(self, name: str) -> None:
@@ -197,17 +197,23 @@ class _Report:
             self.trace["accuracy"].append(p.logs.get("accuracy"))
         done = (p.epoch - 1) * p.batches_per_epoch + p.batch
         total = p.num_epochs * p.batches_per_epoch
-        if self.first is None:  # the first report follows TensorFlow's warm-up: measure the pace from there
-            self.first = (done, p.elapsed)
-        elif done > self.first[0] and p.elapsed - self.first[1] >= PACE_WINDOW:
-            pace = (p.elapsed - self.first[1]) / (done - self.first[0])
-            self.pace = pace if self.pace is None else 0.8 * self.pace + 0.2 * pace  # no jump with each report
+        self._measure_pace(p, done)
         # No ETA until the pace is measured: the estimate made before the start can be off by 2× on a busy host,
         # and an ETA that starts at 1 min and turns into 3 min is worse than a few seconds without one.
         eta = None if self.pace is None else self.pace * (total - done) + finishing_seconds(self.config)
         self._write(phase="training", epoch=p.epoch, num_epochs=p.num_epochs, batch=p.batch,
                     batches_per_epoch=p.batches_per_epoch, fraction=p.fraction, elapsed=p.elapsed, eta=eta,
                     logs=p.logs, history=p.history, trace=self.trace)
+
+    def _measure_pace(self, p, done: int) -> None:
+        """Seconds per batch, from the first report (it follows TensorFlow's warm-up) and again from epoch 2's first:
+        epoch 1's end carries one-time costs (tracing the validation step and the smaller last batch) that took
+        seconds on a busy host and, counted as pace, raised the ETA by a third or more."""
+        if self.first is None or (self.first[0] == 1 < p.epoch):
+            self.first = (p.epoch, done, p.elapsed)
+        elif not (p.epoch == 1 and p.epoch_end) and done > self.first[1] and p.elapsed - self.first[2] >= PACE_WINDOW:
+            pace = (p.elapsed - self.first[2]) / (done - self.first[1])
+            self.pace = pace if self.pace is None else 0.8 * self.pace + 0.2 * pace  # no jump with each report
 
     def _write(self, **values) -> None:
         self.last = {**self.last, **values, "time": time.time(), "since_start": time.monotonic() - self.start}

@@ -91,3 +91,16 @@ def test_bad_job_ids_are_refused(home):
         jobs.get_job("20200101-000000-0000000000000000")
 
 
+
+
+def test_the_shown_eta_counts_down_with_the_clock_and_moves_at_most_a_tenth_per_second():
+    assert jobs.steady_eta(80.0, shown=None, now=0.0) == 80.0
+    assert jobs.steady_eta(79.0, shown=(80.0, 0.0), now=1.0) == pytest.approx(79.0)  # agrees: just counts down
+    shown, now, readings = (80.0, 0.0), 0.0, []
+    for _ in range(120):  # the worker's ETA jumps from 80 s to 134 s (a busy moment), then counts down from there
+        now += 0.5
+        shown = (jobs.steady_eta(134.0 - now, shown=shown, now=now), now)
+        readings.append(shown[0])
+    steps = [abs(b - a) / a for a, b in zip([80.0, *readings], readings)]
+    assert max(steps) <= 0.06, max(steps)  # 0.5 s apart: 0.5 s of countdown and at most 5% toward the worker's
+    assert readings[-1] == pytest.approx(134.0 - now, abs=1.0)  # and it gets there

@@ -110,13 +110,7 @@ def _stop_button(job: jobs.Job) -> None:
 
 
 def _steady_eta(job_id: str, eta: float, written: float | None) -> float:
-    """The worker's ETA, counted down between its reports and smoothed, so the number shown does not jump."""
-    now = time.time()
-    current = max(0.0, eta - (now - (written or now)))
-    shown = st.session_state.setdefault("eta", {})
-    previous = shown.get(job_id)
-    if previous is not None:
-        counted_down = max(0.0, previous[0] - (now - previous[1]))
-        current = 0.7 * counted_down + 0.3 * current
-    shown[job_id] = (current, now)
-    return current
+    """The worker's ETA as `jobs.steady_eta` shows it, remembered per job in this session."""
+    now, shown = time.time(), st.session_state.setdefault("eta", {})
+    shown[job_id] = (jobs.steady_eta(max(0.0, eta - (now - (written or now))), shown=shown.get(job_id), now=now), now)
+    return shown[job_id][0]
