@@ -114,10 +114,10 @@ def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) 
     Without native bfloat16 (the AVX2 EPYC), fitted to the training times of every preset and one candidate measured
     there (benchmarks/RESULTS.md, "The Train page's time estimate"): 4.1 s per run (tracing, the first epoch's
     warm-up) + per epoch 0.73 ms per batch + the training FLOPs at 46.6 GFLOP/s + 92.6 µs per augmented image (the
-    rotation, zoom and shift are per image, whatever the model). With native bfloat16 (an earlier machine, not
-    re-measured): 2.9 ms per batch + the training FLOPs at ~119.7 GFLOP/s, fitted to plain-Keras timings of the
-    reference CNN (12 s at batch 32, 8 s at batch 128 on 54k images), divided by DigitLab's speed-up over plain
-    Keras there (1.6× with bfloat16, 1.19× without); augmentation adds ~30%.
+    rotation, zoom and shift are per image, whatever the model). With native bfloat16 (the AMX Xeon, training in
+    mixed bfloat16), fitted the same way to ten runs there (every preset, fewer epochs, and four variants): 5.5 s per
+    run + per epoch 0.22 ms per batch and layer + the training FLOPs at 223 GFLOP/s + 62.7 µs per augmented image
+    + 6.1 ms per augmented batch; float32 on such a CPU (precision="float32") 1.5× per epoch (one run measured).
     """
     images = config.num_train_images
     batches = math.ceil(images / config.batch_size)
@@ -125,10 +125,10 @@ def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) 
     if not (cpu_has_bfloat16() if native_bfloat16 is None else native_bfloat16):
         per_epoch = batches * 0.73e-3 + flops / 46.6e9 + (images * 92.6e-6 if config.augment else 0.0)
         return 4.1 + config.num_epochs * per_epoch
-    per_epoch = batches * 2.9e-3 + flops / 119.7e9
-    per_epoch /= 1.6 if resolve_precision(config.precision) == "bfloat16" else 1.19
-    per_epoch *= 1.3 if config.augment else 1.0
-    return config.num_epochs * per_epoch
+    per_epoch = batches * len(layers(config)) * 0.22e-3 + flops / 223e9
+    per_epoch += (images * 62.7e-6 + batches * 6.1e-3) if config.augment else 0.0
+    per_epoch *= 1.5 if config.precision == "float32" else 1.0  # "auto" is bfloat16 on such a CPU
+    return 5.5 + config.num_epochs * per_epoch
 
 
 SAVING_SECONDS = 5.0  # converting and checking the serving graph, logging the run (measured here)
