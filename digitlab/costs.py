@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from .anatomy import Layer, anatomy
-from .config import RunConfig, cpu_has_bfloat16, resolve_precision
+from .config import RunConfig, cpu_has_bfloat16
 from .evaluation import EVALUATION_BATCH
 
 MB = 1024**2

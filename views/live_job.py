@@ -65,7 +65,7 @@ def _status(job: jobs.Job) -> None:
     """One line (or bar) saying where the run is and how long it has left."""
     p = job.progress or {}
     phase, eta = p.get("phase", "starting"), p.get("eta")
-    left = f" · about {seconds(_steady_eta(job.job_id, eta, p.get('time')))} left" if eta is not None else (
+    left = f" · about {seconds(_steady_eta(job.job_id + '/' + phase, eta, p.get('time')))} left" if eta is not None else (
         " · measuring its speed to tell the time left" if phase == "training" else "")
     if job.status == "queued":
         st.info(f"Queued: position {job.queue_position}, starts in about {seconds(job.wait_seconds)} (when the "
@@ -109,8 +109,9 @@ def _stop_button(job: jobs.Job) -> None:
         st.rerun(scope="fragment")  # show "Stopped" now, not at the next refresh
 
 
-def _steady_eta(job_id: str, eta: float, written: float | None) -> float:
-    """The worker's ETA as `jobs.steady_eta` shows it, remembered per job in this session."""
+def _steady_eta(key: str, eta: float, written: float | None) -> float:
+    """The worker's ETA as `jobs.steady_eta` shows it, remembered per job and phase in this session (a new phase,
+    such as testing after Stop, shows its own ETA at once)."""
     now, shown = time.time(), st.session_state.setdefault("eta", {})
-    shown[job_id] = (jobs.steady_eta(max(0.0, eta - (now - (written or now))), shown=shown.get(job_id), now=now), now)
-    return shown[job_id][0]
+    shown[key] = (jobs.steady_eta(max(0.0, eta - (now - (written or now))), shown=shown.get(key), now=now), now)
+    return shown[key][0]
