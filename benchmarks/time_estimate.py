@@ -11,11 +11,10 @@ minutes on the AMX Xeon.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from digitlab import costs, training
+from digitlab.costs import bfloat16_time_terms
 from digitlab.config import preset
 from digitlab.data import load_mnist
 
@@ -34,16 +33,6 @@ RUNS = [  # (preset, model, overrides): every preset, fewer epochs, and variants
 ]
 
 
-def features(config) -> list[float]:
-    """What the bfloat16 time model counts: 1 per run, then per epoch batches × layers, FLOPs, augmented images
-    and augmented batches."""
-    images = config.num_train_images
-    batches = math.ceil(images / config.batch_size)
-    epochs, augmented = config.num_epochs, float(config.augment)
-    return [1.0, epochs * batches * len(costs.layers(config)), epochs * images * 3 * costs.forward_flops(config),
-            epochs * images * augmented, epochs * batches * augmented]
-
-
 def main() -> None:
     from scipy.optimize import nnls  # noqa: PLC0415
 
@@ -55,7 +44,7 @@ def main() -> None:
         print(f"{name:9s} {model} {overrides}: {result.train_seconds:7.2f} s measured ({result.precision}), "
               f"{estimate:7.2f} s estimated, ratio {estimate / result.train_seconds:.2f}", flush=True)
         if result.precision == "bfloat16":
-            rows.append(features(config))
+            rows.append(bfloat16_time_terms(config))
             measured.append(result.train_seconds)
     a, y = np.array(rows), np.array(measured)
     fitted, _ = nnls(a / y[:, None], np.ones_like(y))  # relative error: each row divided by its measurement

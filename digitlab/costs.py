@@ -125,10 +125,23 @@ def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) 
     if not (cpu_has_bfloat16() if native_bfloat16 is None else native_bfloat16):
         per_epoch = batches * 0.73e-3 + flops / 46.6e9 + (images * 92.6e-6 if config.augment else 0.0)
         return 4.1 + config.num_epochs * per_epoch
-    per_epoch = batches * len(layers(config)) * 0.22e-3 + flops / 223e9
-    per_epoch += (images * 62.7e-6 + batches * 6.1e-3) if config.augment else 0.0
-    per_epoch *= 1.5 if config.precision == "float32" else 1.0  # "auto" is bfloat16 on such a CPU
-    return 5.5 + config.num_epochs * per_epoch
+    run, *epochs = (constant * term for constant, term in zip(BFLOAT16_TIME, bfloat16_time_terms(config)))
+    return run + sum(epochs) * (1.5 if config.precision == "float32" else 1.0)  # "auto" is bfloat16 on such a CPU
+
+
+# The time model with native bfloat16: seconds per run, then per batch and layer, per training FLOP, per augmented
+# image and per augmented batch (fitted by `python -m benchmarks.time_estimate` on the AMX Xeon).
+BFLOAT16_TIME = (5.5, 0.22e-3, 1 / 223e9, 62.7e-6, 6.1e-3)
+
+
+def bfloat16_time_terms(config: RunConfig) -> list[float]:
+    """What that model counts, one term per BFLOAT16_TIME constant: 1 per run, then over all epochs batches × layers,
+    training FLOPs, augmented images and augmented batches."""
+    images = config.num_train_images
+    batches = math.ceil(images / config.batch_size)
+    epochs, augmented = config.num_epochs, float(config.augment)
+    return [1.0, epochs * batches * len(layers(config)), epochs * images * 3 * forward_flops(config),
+            epochs * images * augmented, epochs * batches * augmented]
 
 
 SAVING_SECONDS = 5.0  # converting and checking the serving graph, logging the run (measured here)
