@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,7 +89,7 @@ def prepare_image(image: np.ndarray) -> Prepared:
     box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # every ink pixel is inside: label only this part
     if _looks_like_noise(mask[box]):
         raise BlankImageError("no digit found: only scattered specks. Draw a digit.")
-    cropped = levels[ink[box]] if levels is not None else ink[box]
+    cropped = np.take(levels, ink[box]) if levels is not None else ink[box]  # take: twice as fast as levels[...]
     resized = _fit_longer_side(cropped, BOX)
     return Prepared(cropped=cropped, resized=resized, image=_centre(resized))
 
@@ -113,20 +114,24 @@ def _most_parts(mask: np.ndarray) -> int:
     """At least the number of 4-connected parts of a (h, w) bool mask (scipy.ndimage.label's count): its runs of ink
     along a row that touch no ink in the row above. A part's top-most row holds such a run, so none is missed."""
     height, width = mask.shape
-    padded = np.zeros((height, width + 2), np.int8)  # a blank column each side: no run continues into the next row
-    padded[:, 1:-1] = mask
-    edges = np.diff(padded.ravel())
-    starts, ends = np.flatnonzero(edges == 1) + 1, np.flatnonzero(edges == -1) + 1  # each run: [start, end)
-    inked_above = np.zeros((height, width + 2), np.int32)
-    inked_above[1:, 1:-1] = mask[1:] & mask[:-1]
-    before = np.concatenate(([0], np.cumsum(inked_above.ravel())))  # before[i]: inked-above pixels before i
-    return int(np.count_nonzero(before[ends] == before[starts]))
+    padded = np.zeros((height, width + 1), bool)  # a blank pixel after each row: no run continues into the next row
+    padded[:, :-1] = mask
+    flat = padded.ravel()
+    starts = np.flatnonzero(flat[1:] & ~flat[:-1]) + 1  # where each run begins
+    if flat[0]:
+        starts = np.concatenate(([0], starts))
+    if not starts.size:
+        return 0
+    inked_above = np.zeros_like(padded)
+    inked_above[1:, :-1] = mask[1:] & mask[:-1]
+    # A run's pixels and the blank ones after it, up to the next run's start: only its own can be inked above.
+    return int(starts.size - np.count_nonzero(np.logical_or.reduceat(inked_above.ravel(), starts)))
 
 
 def ink_from_image(image: np.ndarray) -> np.ndarray:
     """(H, W[, C]) image → (H, W) float32 ink in [0, 1], 1 where the digit is."""
     ink, levels = _ink(image)
-    return levels[ink] if levels is not None else ink
+    return np.take(levels, ink) if levels is not None else ink
 
 
 _LEVELS = np.arange(256, dtype=np.float32) / 255.0  # uint8 → float32 in [0, 1], as `pixels / 255.0` gives
@@ -143,10 +148,10 @@ def _ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise ValueError(f"image must be at least 8×8 pixels, got {pixels.shape[1]}×{pixels.shape[0]}")
     eight_bit = pixels.dtype == np.uint8
     scale = 255.0 if eight_bit or pixels.max() > 1 else 1.0
-    if pixels.ndim == 3 and pixels.shape[2] == 4:
+    if pixels.ndim == 3 and pixels.shape[2] == 4 and _transparent(pixels, scale):
+        # A transparent background: the stroke is wherever something was painted.
         alpha = pixels[..., 3]
-        if alpha.min() < 0.99 * scale:  # transparent background: the stroke is wherever something was painted
-            return (alpha, _LEVELS) if eight_bit else (alpha.astype(np.float32) / scale, None)
+        return (alpha, _LEVELS) if eight_bit else (alpha.astype(np.float32) / scale, None)
     colour = pixels.ndim == 3 and pixels.shape[2] > 1
     if eight_bit:
         # PIL's "L" (alpha ignored) has the same weights, in C: exact for grey ink.
@@ -167,6 +172,15 @@ def _ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         values = np.clip((values - background) / max(peak - background, 1e-6), 0, 1)
     values = values.astype(np.float32, copy=False)
     return (ink, values) if eight_bit else (values, None)
+
+
+def _transparent(rgba: np.ndarray, scale: float) -> bool:
+    """Whether some pixel of an (H, W, 4) image is less than 99% opaque."""
+    if rgba.dtype == np.uint8 and rgba.flags.c_contiguous and sys.byteorder == "little":
+        # Alpha is each pixel's most significant byte, so alpha < 253 (99% of 255) exactly when the pixel's 32-bit
+        # word is below 253 << 24: one comparison per pixel, a third of the time of reading every fourth byte.
+        return bool((rgba.view(np.uint32) < 253 << 24).any())
+    return bool(rgba[..., 3].min() < 0.99 * scale)
 
 
 def _border_median(image: np.ndarray, values: np.ndarray | None) -> float:
