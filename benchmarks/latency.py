@@ -22,7 +22,8 @@ from digitlab.serving import load_serving
 
 
 def canvases(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """MNIST test digits drawn the way the canvas returns them: white on black, opaque RGBA, 280×280.
+    """MNIST test digits drawn the way the canvas returns them: 280×280 RGBA, white ink on a transparent background
+    (the ink is the alpha channel; the colour is white wherever anything was painted, as a browser's PNG has it).
 
     Returns (n canvases of shape (280, 280, 4), their labels of shape (n,)).
     """
@@ -34,9 +35,9 @@ def canvases(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
         size = int(rng.integers(120, 260))
         big = np.asarray(Image.fromarray(data.x_test[i]).resize((size, size), Image.Resampling.BILINEAR))
         rgba = np.zeros((280, 280, 4), np.uint8)
-        rgba[..., 3] = 255
         top, left = rng.integers(0, 280 - size + 1, 2)
-        rgba[top:top + size, left:left + size, :3] = big[..., None]
+        rgba[top:top + size, left:left + size, :3] = np.where(big > 0, 255, 0)[..., None]
+        rgba[top:top + size, left:left + size, 3] = big
         out.append(rgba)
     return out, data.y_test[picked]
 

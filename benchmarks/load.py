@@ -16,9 +16,9 @@ not browsers, so the clients' core is not the bottleneck (its CPU use is reporte
 3. `--sessions` new visitors open Draw at once (each downloads the page and its scripts, then connects); then 10 s with nobody drawing (the server's baseline).
 4. For `--minutes` each visitor draws a stroke every `--interval` s (after the answer to the previous one when that
    is later). A stroke is what the browser sends on mouse-up: a rerun of the Draw board's fragment carrying the
-   canvas as a PNG, here an MNIST test digit scaled to the 280×280 canvas, white on black. Latency is timed from
-   sending it to the answer ("ANN: d · CNN: d"), to the fragment's `script_finished`, and to the last of its
-   pictures downloaded. After every 4th stroke the visitor presses Clear (not timed).
+   canvas as a PNG, here an MNIST test digit scaled to the 280×280 canvas, white on a transparent background.
+   Latency is timed from sending it to the answer ("ANN: d · CNN: d"), to the fragment's `script_finished`, and to
+   the last of its pictures downloaded. After every 4th stroke the visitor presses Clear (not timed).
 
 Reported: strokes answered per visitor (every visitor must get answers), exceptions or the app's failure text in
 any run, predictions equal to the drawn digit, p50/p95 stroke latency, server CPU per stroke and per new visitor,

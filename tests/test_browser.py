@@ -234,6 +234,26 @@ def test_drawing_with_the_mouse_predicts(server, page, tmp_path):
     assert_healthy(page)
 
 
+def test_a_narrow_window_shrinks_the_canvas_beside_the_answers_and_it_still_reads_the_digit(server, browser):
+    """At 1,000 px wide (the sidebar open) the canvas's column is narrower than 280 px: the canvas shrinks to it
+    instead of covering the first model's answer, and a 7 drawn across the smaller square is read as a 7."""
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    canvas = open_draw(server, page)
+    box = canvas.bounding_box()
+    assert 150 < box["width"] < 280 and box["height"] == pytest.approx(box["width"], abs=1), box
+    scale = box["width"] / 280
+    stroke(page, canvas, [(70 * scale, 60 * scale), (210 * scale, 60 * scale), (120 * scale, 230 * scale)])
+    wait_for_predictions(page, "shown.length === 3", None)
+    assert predictions(page).count("7") >= 1, predictions(page)
+    for metric in page.locator('[data-testid="stMetric"]').all():
+        assert metric.bounding_box()["x"] >= box["x"] + box["width"], (metric.bounding_box(), box)
+    undo = page.get_by_role("button", name="Undo").bounding_box()
+    assert box["x"] < undo["x"] and undo["x"] + undo["width"] < box["x"] + box["width"]  # in the canvas's corner
+    assert_healthy(page)
+    context.close()
+
+
 def test_the_offered_label_follows_the_latest_prediction(server, page):
     """Issue 15, defect 2: a 4 drawn in two strokes; the label must follow the guess after each stroke."""
     canvas = open_draw(server, page)
@@ -251,7 +271,7 @@ def test_the_offered_label_follows_the_latest_prediction(server, page):
 
 
 INK = "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; " \
-      "for (let i = 0; i < d.length; i += 4) n += d[i] > 127; return n; }"  # white pixels on the canvas
+      "for (let i = 3; i < d.length; i += 4) n += d[i] > 127; return n; }"  # inked pixels (the ink is alpha)
 
 
 def wait_for_predictions(page, condition: str, arg, timeout=30_000):

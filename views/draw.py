@@ -24,7 +24,7 @@ with st.popover(f"Models: {chosen[0]} and {chosen[1]}", icon=":material/tune:"):
 @st.fragment
 def board(model_ids: dict) -> None:
     """The canvas and everything that depends on the drawing: a stroke reruns only this fragment."""
-    left, details = st.columns([1, 2])
+    left, details = st.columns([2, 3])
     with left:  # both answers right under the canvas, where a phone shows them
         drawing, answers = clearable_canvas(key="canvas", on_clear=lambda: st.session_state.update(picked_label=None))
     explain = st.container()

@@ -21,7 +21,7 @@ VIEWS = ["Layer by layer", "Where your digit sits", "Anatomy"]
 @st.fragment
 def board(model_id: str) -> None:
     """The canvas and the views: a stroke, a tab or an option reruns only this fragment, and only the open tab."""
-    left, right = st.columns([1, 2])
+    left, right = st.columns([2, 3])
     with left:
         canvas_image, answer = clearable_canvas(key="inside-canvas",
                                                 on_clear=lambda: st.session_state.pop("last_drawing", None))

@@ -161,7 +161,7 @@ def warm_up_drawing(model_ids: tuple[str, ...]) -> Future:
         from digitlab.preprocessing import prepare_image
 
         canvas = np.zeros((280, 280, 4), np.uint8)
-        canvas[..., 3], canvas[60:220, 130:150, :3] = 255, 255  # a "1"
+        canvas[60:220, 130:150] = 255  # a "1", white on transparent as the canvas sends it
         image = prepare_image(canvas).image[None]
         for model_id in model_ids:
             _serving(model_id).run(image)
