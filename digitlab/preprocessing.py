@@ -148,10 +148,10 @@ def _ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise ValueError(f"image must be at least 8×8 pixels, got {pixels.shape[1]}×{pixels.shape[0]}")
     eight_bit = pixels.dtype == np.uint8
     scale = 255.0 if eight_bit or pixels.max() > 1 else 1.0
-    if pixels.ndim == 3 and pixels.shape[2] == 4 and _transparent(pixels, scale):
-        # A transparent background: the stroke is wherever something was painted.
-        alpha = pixels[..., 3]
-        return (alpha, _LEVELS) if eight_bit else (alpha.astype(np.float32) / scale, None)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        alpha = _alpha(pixels)
+        if alpha.min() < 0.99 * scale:  # transparent background: the stroke is wherever something was painted
+            return (alpha, _LEVELS) if eight_bit else (alpha.astype(np.float32) / scale, None)
     colour = pixels.ndim == 3 and pixels.shape[2] > 1
     if eight_bit:
         # PIL's "L" (alpha ignored) has the same weights, in C: exact for grey ink.
@@ -174,13 +174,13 @@ def _ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return (ink, values) if eight_bit else (values, None)
 
 
-def _transparent(rgba: np.ndarray, scale: float) -> bool:
-    """Whether some pixel of an (H, W, 4) image is less than 99% opaque."""
+def _alpha(rgba: np.ndarray) -> np.ndarray:
+    """The alpha channel of an (H, W, 4) image, (H, W). For 8-bit pixels it is read as each pixel's 32-bit word's
+    top byte (little-endian) into a contiguous array: a third of the time of gathering every fourth byte, and every
+    step after it (the canvas's ink is its alpha) then runs on contiguous memory, 2-5x faster than on a strided view."""
     if rgba.dtype == np.uint8 and rgba.flags.c_contiguous and sys.byteorder == "little":
-        # Alpha is each pixel's most significant byte, so alpha < 253 (99% of 255) exactly when the pixel's 32-bit
-        # word is below 253 << 24: one comparison per pixel, a third of the time of reading every fourth byte.
-        return bool((rgba.view(np.uint32) < 253 << 24).any())
-    return bool(rgba[..., 3].min() < 0.99 * scale)
+        return (rgba.view(np.uint32)[..., 0] >> 24).astype(np.uint8)
+    return rgba[..., 3]
 
 
 def _border_median(image: np.ndarray, values: np.ndarray | None) -> float:
