@@ -56,7 +56,9 @@ def test_results_of_a_shipped_model(home):
     at = app("views/results.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{catalog.load_card('cnn')['test_accuracy']:.2%}"
-    assert len(at.get("plotly_chart")) >= 4
+    assert len(at.get("plotly_chart")) == 3  # curves, confusion matrix, ROC
+    mistakes = at.get("image")[0].proto.imgs  # the most confident mistakes, as pictures with captions
+    assert len(mistakes) == 20 and re.fullmatch(r"\d→\d \(\d+%\)", mistakes[0].caption)
 
 
 def test_draw_page_waits_for_a_drawing(home):

@@ -23,7 +23,7 @@ def test_a_drawing_shows_its_activation_maps_and_its_place_in_the_map(server, pa
     page.get_by_role("tab", name="Where your digit sits").click()
     page.get_by_text("Its 8 nearest test digits").wait_for(timeout=60_000)
     wait_idle(page)
-    page.locator(".js-plotly-plot .scatterlayer").first.wait_for(timeout=30_000)  # the map is drawn
+    page.wait_for_function(f"() => ({TRACES})().some(t => t.name === 'your drawing')", timeout=30_000)  # drawn
     traces = {t["name"]: t["points"] for t in page.evaluate(TRACES)}
     assert traces.get("your drawing") == 1, traces  # the star
     assert traces.get("test digits", 0) >= 5000 and traces.get("nearest digits") == 8, traces

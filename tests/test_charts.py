@@ -84,15 +84,12 @@ def test_roc_curves_have_auc_in_legend(report):
     assert names[11] == f"macro (AUC {report.auc['macro']:.4f})"
 
 
-def test_probability_bars_and_digit_views():
+def test_probability_bars_mark_the_predicted_digit():
     probs = np.full(10, 0.02, np.float32)
     probs[7] = 0.82
     bars = charts.probability_bars(probs)
     assert list(bars.data[0].y) == pytest.approx(probs.tolist())
     assert bars.data[0].marker.color[7] != bars.data[0].marker.color[0]
-    image = np.random.default_rng(0).random((28, 28))
-    grid = charts.digit_grid(np.stack([image] * 12), [f"#{i}" for i in range(12)], columns=5)
-    assert len(grid.data) == 12 and grid.layout.annotations[11].text == "#11"
 
 
 def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_constant_axes():
@@ -107,6 +104,11 @@ def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_cons
     par = charts.parallel_coordinates(rows, ["learning_rate", "batch_size", "epochs"])
     assert isinstance(par.data[0], go.Parcoords)
     assert [d.label for d in par.data[0].dimensions] == ["learning rate", "batch size", "val accuracy"]
+    for dimension in par.data[0].dimensions:  # two runs: neither line may run along an edge of the axes
+        low, high = dimension.range
+        assert low < min(dimension.values) and max(dimension.values) < high
+    assert par.data[0].dimensions[-1].tickformat == ".2%"
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.range == (0, 3.5)  # whole epochs, not 1.2, 1.4, ...
 
 
 def test_roc_zoom_and_auc_digits_that_tell_models_apart(report):
@@ -136,3 +138,16 @@ def test_charts_are_pure_and_serialisable(report):
     perfect = evaluate_probabilities(y, np.eye(10)[y])
     for fig in (charts.roc_curves(perfect.roc, perfect.auc), charts.confusion_matrix(perfect.confusion)):
         assert fig.to_json()
+
+
+def test_the_map_draws_the_star_last_and_names_the_digits_above_every_point():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 20)
+    positions = rng.normal(size=(200, 2)) + labels[:, None] * 3
+    fig = charts.embedding_map(positions, labels, predicted=(labels + (rng.random(200) < 0.1)) % 10,
+                               drawing=np.array([1.0, 2.0]), neighbours=np.arange(8))
+    # One rendering layer for every trace (WebGL, drawn in order), the star last: nothing can cover it.
+    assert {trace.type for trace in fig.data} == {"scattergl"} and fig.data[-1].name == "your drawing"
+    names = {a.text: (a.x, a.y) for a in fig.layout.annotations}  # annotations: above every trace
+    assert sorted(names) == [str(d) for d in range(10)]
+    assert names["3"] == pytest.approx(tuple(np.median(positions[labels == 3], axis=0)))

@@ -49,4 +49,4 @@ if runs:
 st.subheader("ANN vs CNN, measured")
 st.caption("For each kind, the model with the best validation accuracy among the shipped models and your finished "
            "runs; its test accuracy is reported, never used to choose.")
-st.dataframe(pd.DataFrame(catalog.kind_comparison(ui.model_entries())), hide_index=True, key="kinds")
+st.table(pd.DataFrame(catalog.kind_comparison(ui.model_entries())).set_index("aspect"))  # wraps its sentences

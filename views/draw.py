@@ -1,9 +1,12 @@
+import numpy as np
 import streamlit as st
 
 from digitlab import charts, pictures
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
 from views.canvas import clearable_canvas
+
+REPLAY_SHOWN = 50  # drawings pictured under "Replay my drawings" (a set holds up to 10,000)
 
 st.title("Draw a digit")
 st.caption("Draw one digit, large or small, anywhere on the square: it is cropped, scaled to 20 px and centred the "
@@ -55,7 +58,7 @@ def board(model_ids: dict) -> None:
     with details:
         for column, (kind, out) in zip(st.columns(2), outputs.items()):
             probabilities = out["probabilities"][0]
-            column.metric("Prediction", guesses[kind], help=f"{kind.upper()} · {names.get(model_ids[kind])}: the "
+            column.metric(f"Prediction ({kind.upper()})", guesses[kind], help=f"{kind.upper()} · {names.get(model_ids[kind])}: the "
                                                             "digit with the highest probability")
             column.caption(f"Confidence {probabilities[guesses[kind]]:.1%}")
             column.plotly_chart(charts.probability_bars(probabilities, height=200), key=f"bars-{kind}",
@@ -79,10 +82,10 @@ def add_to_my_drawings(image, guess: int) -> None:
     st.subheader("Keep it")
     if st.session_state.get("picked_label") is None:
         st.session_state.label = guess
-    cols = st.columns([1, 1, 2], vertical_alignment="bottom")
-    label = cols[0].selectbox("This drawing is a", range(10), key="label",
-                              on_change=lambda: st.session_state.update(picked_label=st.session_state.label))
-    if cols[1].button("Add to my drawings", key="add", icon=":material/add:"):
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # wraps on a narrow page: no label is cut
+    label = row.selectbox("This drawing is a", range(10), key="label", width=160,
+                          on_change=lambda: st.session_state.update(picked_label=st.session_state.label))
+    if row.button("Add to my drawings", key="add", icon=":material/add:"):
         try:
             ui.drawing_set().add(image, int(label))
         except (ValueError, OSError) as error:
@@ -107,8 +110,11 @@ if len(labels):
                                 "MNIST test": percent})
     replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
     guesses = ui.model(replay_id).predict(images).argmax(axis=1)
-    st.plotly_chart(charts.digit_grid(images, [f"{t}→{g}" + ("" if t == g else " ✗") for t, g in zip(labels, guesses)]),
-                    key="replay-grid", config=ui.NO_TOOLBAR)
+    shown = np.argsort(guesses == labels, kind="stable")[:REPLAY_SHOWN]  # misread ones first, oldest first
+    if len(labels) > REPLAY_SHOWN:
+        st.caption(f"{REPLAY_SHOWN} of your {len(labels):,} drawings, the misread ones first.")
+    ui.digit_gallery(images[shown], [f"{labels[i]}→{guesses[i]}" + ("" if labels[i] == guesses[i] else " ✗")
+                                     for i in shown])
 else:
     st.caption("None yet: draw a digit, say what it is, and add it. Every model is then scored on your set.")
 io_cols = st.columns(2)

@@ -12,18 +12,18 @@ st.markdown(
 )
 
 st.page_link("views/draw.py", label="Draw a digit: both models answer as you draw", icon=":material/draw:")
-links = st.columns(5)
-links[0].page_link("views/train.py", label="Train a model", icon=":material/model_training:")
-links[1].page_link("views/results.py", label="Study the results", icon=":material/insights:")
-links[2].page_link("views/compare.py", label="Compare runs", icon=":material/compare:")
-links[3].page_link("views/inside.py", label="Look inside a model", icon=":material/neurology:")
-links[4].page_link("views/sweep.py", label="Search hyperparameters", icon=":material/tune:")
+links = st.container(horizontal=True)  # a row that wraps where the page is narrow: no label is cut
+links.page_link("views/train.py", label="Train a model", icon=":material/model_training:")
+links.page_link("views/results.py", label="Study the results", icon=":material/insights:")
+links.page_link("views/compare.py", label="Compare runs", icon=":material/compare:")
+links.page_link("views/inside.py", label="Look inside a model", icon=":material/neurology:")
+links.page_link("views/sweep.py", label="Search hyperparameters", icon=":material/tune:")
 
 data = ui.mnist()
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Training images", f"{len(data.y_train):,}")
-c2.metric("Test images", f"{len(data.x_test):,}")
-models_metric, best_metric = c3.empty(), c4.empty()  # filled once the run store has answered (below)
+numbers = ui.figures_row()
+numbers.metric("Training images", f"{len(data.y_train):,}", width="content")
+numbers.metric("Test images", f"{len(data.x_test):,}", width="content")
+models_metric, best_metric = numbers.empty(), numbers.empty()  # filled once the run store has answered (below)
 
 st.subheader("The dataset at a glance")
 samples, balance, means = st.tabs(["Sample digits", "Class balance", "Mean digit"])
@@ -34,8 +34,8 @@ means.plotly_chart(charts.mean_images(data.means), key="means", config=ui.NO_TOO
 st.subheader("Models")
 entries = ui.model_entries(wait=False, start=False)  # at once: the shipped models, and runs once the store is open
 best = catalog.best_by_validation(entries)
-models_metric.metric("Models available", len(entries))
-best_metric.metric("Best by validation", f"{best['test_accuracy']:.2%}" if best else "–",
+models_metric.metric("Models available", len(entries), width="content")
+best_metric.metric("Best by validation", f"{best['test_accuracy']:.2%}" if best else "–", width="content",
                    help=f"{best['name']}: the highest validation accuracy ({best['val_accuracy']:.2%}); shown is its "
                         "test accuracy, which chose nothing." if best else None)
 st.dataframe(pd.DataFrame([{

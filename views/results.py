@@ -14,11 +14,11 @@ except Exception as error:  # a missing artifact or unreadable file: say so, kee
     st.stop()
 data = ui.mnist()
 
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Test accuracy", f"{report.accuracy:.2%}")
-c2.metric("Test loss", f"{report.loss:.4f}")
-c3.metric("ROC AUC (macro)", f"{report.auc['macro']:.5f}")
-c4.metric("Mistakes", f"{len(report.mistakes)} of {len(report.y_true):,}")
+numbers = ui.figures_row()
+numbers.metric("Test accuracy", f"{report.accuracy:.2%}", width="content")
+numbers.metric("Test loss", f"{report.loss:.4f}", width="content")
+numbers.metric("ROC AUC (macro)", f"{report.auc['macro']:.5f}", width="content")
+numbers.metric("Mistakes", f"{len(report.mistakes)} of {len(report.y_true):,}", width="content")
 
 st.subheader("Training curves")
 st.plotly_chart(charts.training_curves(ui.history(model_id)), key="curves")
@@ -38,8 +38,7 @@ if cell:
     st.markdown(f"**True {true}, predicted {pred}: {count} image{'' if count == 1 else 's'}** "
                 f"(most confident first, up to 30)")
     if len(idx):
-        st.plotly_chart(charts.digit_grid(data.x_test[idx], [f"{report.confidence[i]:.0%}" for i in idx]),
-                        key="cell-gallery", config=ui.NO_TOOLBAR)
+        ui.digit_gallery(data.x_test[idx], [f"{report.confidence[i]:.0%}" for i in idx])
 
 st.subheader("ROC curves (one digit vs the rest)")
 corner = st.toggle("Zoom on the top-left corner (log false-positive rate)", key="roc-corner",
@@ -54,9 +53,8 @@ st.dataframe(pd.DataFrame({"digit": range(10), "precision": report.precision, "r
 
 st.subheader("The most confident mistakes")
 worst = report.mistakes[:20]
-st.plotly_chart(charts.digit_grid(data.x_test[worst], [f"{report.y_true[i]}→{report.y_pred[i]} "
-                                                       f"({report.confidence[i]:.0%})" for i in worst]),
-                key="mistakes", config=ui.NO_TOOLBAR)
+ui.digit_gallery(data.x_test[worst], [f"{report.y_true[i]}→{report.y_pred[i]} ({report.confidence[i]:.0%})"
+                                      for i in worst])
 pairs = ", ".join(f"{t}→{p} ×{n}" for t, p, n in report.confused_pairs(top=5))
 st.caption(f"Captions read true→predicted (confidence). Most confused pairs: {pairs}.")
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import streamlit as st
 
-from digitlab import catalog, modelfiles, runs as runstore, serving
+from digitlab import catalog, modelfiles, pictures, runs as runstore, serving
 from digitlab.data import load_mnist, overview
 
 NO_TOOLBAR = {"displayModeBar": False}  # Plotly config where a zoom toolbar only gets in the way (pictures, small charts)
@@ -226,6 +226,20 @@ def plain(text: str) -> str:
     """
     text = _MARKDOWN.sub(r"\\\1", str(text))
     return text.replace(":", ":\u200b").replace("www\\.", "www\u200b\\.").replace("@", "@\u200b")
+
+
+def figures_row():
+    """A row for big figures (`metric(..., width="content")`): each as wide as its number, wrapping to a second
+    line where the page is narrow instead of cutting a number short ("48 of …")."""
+    return st.container(horizontal=True, gap="large")
+
+
+def digit_gallery(images: np.ndarray, captions: list[str]) -> None:
+    """Digits (n, 28, 28), uint8 or float in [0, 1], side by side with a caption under each, wrapping to the page's
+    width: 7 to a row on a laptop, 3 on a phone, each at 84 px (3 screen pixels per pixel)."""
+    images = np.asarray(images)
+    scaled = images / 255 if images.dtype == np.uint8 else images
+    st.image([pictures.grey(image, scale=3) for image in scaled], caption=captions, width=84, output_format="PNG")
 
 
 def crisp_images() -> None:
