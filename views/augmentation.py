@@ -17,14 +17,14 @@ def _stored():
 def augmentation_preview(augment: bool) -> None:
     """Each digit as stored in MNIST, then as random training steps see it; Redraw picks other copies."""
     originals, copies = _stored()
-    left, right = st.columns([4, 1])
+    row = st.container(horizontal=True, vertical_alignment="center")  # the button keeps its label on a narrow page
     if not augment:
-        left.caption("Augmentation is off: every epoch shows the model the training digits as they are (left "
+        row.caption("Augmentation is off: every epoch shows the model the training digits as they are (left "
                      "column). Turned on, each step sees a randomly rotated, zoomed, shifted, thicker or thinner copy:")
     else:
-        left.caption("Augmentation is on: left, a training digit as stored; right, copies as random training steps "
+        row.caption("Augmentation is on: left, a training digit as stored; right, copies as random training steps "
                      "see it (rotation up to ±8°, zoom and shift up to 10%, thicker or thinner strokes).")
-    if right.button("Redraw", key="augment-redraw", icon=":material/refresh:", help="Show other random copies"):
+    if row.button("Redraw", key="augment-redraw", icon=":material/refresh:", help="Show other random copies"):
         st.session_state.augment_seed = st.session_state.get("augment_seed", 0) + 1
     rng = np.random.default_rng(st.session_state.get("augment_seed", 0))
     chosen = augment_preview.pick(copies, per_digit=PER_DIGIT, rng=rng)  # (10, PER_DIGIT, 28, 28)

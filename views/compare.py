@@ -27,11 +27,13 @@ if runs:
                           hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs",
                           column_config={"validation accuracy": percent, "test accuracy": percent,
                                          "training time (s)": st.column_config.NumberColumn(format="%.0f"),
-                                         "parameters": st.column_config.NumberColumn(format="%d")})
+                                         "parameters": st.column_config.NumberColumn(format="localized"),
+                                         "images": st.column_config.NumberColumn(format="localized")})
     rows = picked.selection.rows or list(range(min(5, len(runs))))
     histories = {runs[i].name: store.history(runs[i].run_id) for i in rows}
     colours = {runs[i].name: charts.run_colour(runs[i].run_id) for i in rows}
-    metric = st.radio("Curve", ["val_accuracy", "val_loss", "accuracy", "loss"], horizontal=True, key="metric")
+    metric = st.radio("Curve", ["val_accuracy", "val_loss", "accuracy", "loss"], horizontal=True, key="metric",
+                      format_func=lambda name: name.replace("val_", "validation ").replace("_", " "))
     st.plotly_chart(charts.compare_curves(histories, metric=metric, colours=colours), key="overlay")
 
     finished = [r for r in runs if "val_accuracy" in r.metrics]

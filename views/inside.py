@@ -92,13 +92,13 @@ def layer_by_layer(model, out) -> None:
 
 def where_it_sits(out) -> None:
     made = ui.embedding(model_id)
-    options = st.columns([1, 1])
-    method = options[0].segmented_control("Map", maps.METHODS, default="pca", key="inside-method",
-                                          format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
-                                          help="PCA: the two directions of largest spread, a straight projection. "
-                                               "t-SNE: keeps each digit's neighbours close; distances between "
-                                               "clusters mean little.") or "pca"
-    mistakes = options[1].toggle("Ring the model's mistakes", key="inside-mistakes")
+    options = st.container(horizontal=True, gap="large")  # wraps on a narrow page: no label is cut
+    method = options.segmented_control("Map", maps.METHODS, default="pca", key="inside-method",
+                                       format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
+                                       help="PCA: the two directions of largest spread, a straight projection. "
+                                            "t-SNE: keeps each digit's neighbours close; distances between "
+                                            "clusters mean little.") or "pca"
+    mistakes = options.toggle("Ring the model's mistakes", key="inside-mistakes", width="content")
     if made is None or (method == "tsne" and made.tsne is None):
         wait_for_map(method)
         if made is None:

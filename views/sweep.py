@@ -21,7 +21,7 @@ name = top[0].text_input("Study", f"sweep-{time.strftime('%m%d-%H%M')}", key="st
                               "trials: `python -m digitlab sweep --study NAME`.")
 kind = top[1].segmented_control("Model", cfg.MODELS, default="cnn", key="sweep-kind", format_func=str.upper)
 preset = top[2].selectbox("Preset", cfg.PRESETS, key="sweep-preset", help="Values for everything not searched.")
-row = st.columns(5)
+row = st.columns(5, vertical_alignment="bottom")  # labels that wrap at 1,000 px keep the boxes in line
 num_trials = row[0].number_input("Trials", value=20, step=1, key="trials")
 max_epochs = row[1].number_input("Epochs per trial", value=5, step=1, key="max-epochs",
                                  help="Every trial's epochs, or the cap when epochs are searched.")
