@@ -93,8 +93,8 @@ def training_curves(history: dict, *, running: dict | None = None, title: str = 
         fig.update_xaxes(_epoch_axis(epochs), row=1, col=col)
     fig.update_yaxes(title="categorical cross-entropy", row=1, col=1)
     fig.update_yaxes(title="accuracy", row=1, col=2)
-    return _layout(fig, height=340, title=title, legend=dict(orientation="h", y=-0.25),
-                   margin=dict(l=10, r=10, t=40, b=60))
+    return _layout(fig, height=360, title=title, legend=dict(orientation="h", y=-0.25),
+                   margin=dict(l=10, r=10, t=64, b=60))  # the titles clear the toolbar a phone always shows
 
 
 def _epoch_axis(epochs: int) -> dict:

@@ -20,10 +20,10 @@ def augmentation_preview(augment: bool) -> None:
     row = st.container(horizontal=True, vertical_alignment="center")  # the button keeps its label on a narrow page
     if not augment:
         row.caption("Augmentation is off: every epoch shows the model the training digits as they are (left "
-                     "column). Turned on, each step sees a randomly rotated, zoomed, shifted, thicker or thinner copy:")
+                    "column). Turned on, each step sees a randomly rotated, zoomed, shifted, thicker or thinner copy:")
     else:
         row.caption("Augmentation is on: left, a training digit as stored; right, copies as random training steps "
-                     "see it (rotation up to ±8°, zoom and shift up to 10%, thicker or thinner strokes).")
+                    "see it (rotation up to ±8°, zoom and shift up to 10%, thicker or thinner strokes).")
     if row.button("Redraw", key="augment-redraw", icon=":material/refresh:", help="Show other random copies"):
         st.session_state.augment_seed = st.session_state.get("augment_seed", 0) + 1
     rng = np.random.default_rng(st.session_state.get("augment_seed", 0))

@@ -58,8 +58,8 @@ def board(model_ids: dict) -> None:
     with details:
         for column, (kind, out) in zip(st.columns(2), outputs.items()):
             probabilities = out["probabilities"][0]
-            column.metric(f"Prediction ({kind.upper()})", guesses[kind], help=f"{kind.upper()} · {names.get(model_ids[kind])}: the "
-                                                            "digit with the highest probability")
+            column.metric(f"Prediction ({kind.upper()})", guesses[kind],
+                          help=f"{names.get(model_ids[kind])}: the digit with the highest probability")
             column.caption(f"Confidence {probabilities[guesses[kind]]:.1%}")
             column.plotly_chart(charts.probability_bars(probabilities, height=200), key=f"bars-{kind}",
                                 config=ui.NO_TOOLBAR)
