@@ -154,3 +154,12 @@ def test_the_demo_does_not_follow_another_visitors_job_link(home, monkeypatch):
     at.run().switch_page("views/train.py").run()
     assert "belongs to another visitor" in at.warning[0].value and not [b for b in at.button if b.key == "stop"]
     jobs.cancel_job(job.job_id)
+
+
+def test_a_bad_sweep_range_is_quoted_as_typed_never_as_markdown(home):
+    at = app("views/sweep.py")
+    typed = "**1**..[there](http://example.com)"
+    at.text_input(key="range-learning_rate").set_value(typed).run()
+    errors = [e.value for e in at.error if "Cannot sweep" in e.value]
+    assert len(errors) == 1 and typed in shown(errors[0]), errors
+    assert "**1**" not in errors[0] and "](http" not in errors[0]  # escaped: no bold, no link

@@ -130,7 +130,7 @@ def wait_for_map(method: str) -> None:
         st.rerun()
     why = maps.failure(model_id)
     if why:
-        st.error(f"This model's map could not be made: {why}", icon=":material/error:")
+        st.error(ui.plain(f"This model's map could not be made: {why}"), icon=":material/error:")
         if st.button("Try again", key="inside-map-retry"):
             maps.start_making(model_id)
         return

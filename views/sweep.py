@@ -9,7 +9,7 @@ from views.sweep_live import sweep_view
 st.title("Sweep hyperparameters")
 if ui.limits().public:
     st.info("Sweeps are off in the public demo: every trial is a full training. Run DigitLab on your own machine "
-            "to let Optuna search hyperparameters (README, \"Sweeps\").", icon="🌐")
+            "to let Optuna search hyperparameters (README, \"Sweeps\").", icon=":material/cloud_off:")
     st.stop()
 st.caption("Optuna tries settings one trial after another, keeps what works and stops unpromising trials early. "
            "It chooses on validation accuracy; every trial is a model you can pick on Results, Draw and Compare.")
@@ -50,7 +50,7 @@ try:
         raise ValueError(f"the time budget must be 0 (none) or more minutes, got {budget}")
 except ValueError as error:
     sweep = None
-    st.error(f"Cannot sweep with these settings: {error}", icon="🚫")
+    st.error(ui.plain(f"Cannot sweep with these settings: {error}"), icon=":material/block:")
 
 running = st.session_state.get("sweep") and studies.background_alive(st.session_state.sweep)
 existing = studies.study_names()
@@ -67,16 +67,17 @@ if sweep is not None:
             st.session_state.sweep = name
             st.rerun()
         except ValueError as error:
-            st.error(f"Cannot start this sweep: {error}", icon="🚫")
+            st.error(ui.plain(f"Cannot start this sweep: {error}"), icon=":material/block:")
 
 # The live view of a study: progress, charts, trials; Stop; the best trial as the selected model.
 watched = st.session_state.get("sweep")
 if watched and watched not in existing and not running:
-    st.error(f"The sweep {watched} ended before it began: {studies.worker_log(watched)}", icon="❌")
+    st.error(ui.plain(f"The sweep {watched} ended before it began: {studies.worker_log(watched)}"),
+             icon=":material/error:")
 if existing and (watched in existing or not running):  # a sweep just started is watched before its study exists
     watched = st.selectbox("Watch study", existing, index=existing.index(watched) if watched in existing else 0,
                            key=f"watch-{len(existing)}")  # a new study resets the choice to the one just started
 elif not running:
-    st.info("No sweeps yet: start one above, or from a terminal with `python -m digitlab sweep`.", icon="🔎")
+    st.info("No sweeps yet: start one above, or from a terminal with `python -m digitlab sweep`.", icon=":material/search:")
     st.stop()
 sweep_view(watched)

@@ -34,10 +34,11 @@ def sweep_view(name: str) -> None:
     def live():
         study = _study(name)
         if study is None and studies.background_alive(name):
-            st.info("Starting the sweep's worker…", icon="⏳")
+            st.info("Starting the sweep's worker…", icon=":material/hourglass_top:")
             return
         if study is None:
-            st.error(f"The sweep's worker ended before its study began: {studies.worker_log(name)}", icon="❌")
+            st.error(ui.plain(f"The sweep's worker ended before its study began: {studies.worker_log(name)}"),
+                     icon=":material/error:")
             return
         settings, rows = study.user_attrs["sweep"], studies.trial_rows(study)
         active = studies.background_alive(name) or any(r["state"] == "running" for r in rows)
@@ -82,7 +83,7 @@ def sweep_view(name: str) -> None:
                           f"{test:.2%}")
             if st.button("Use the best trial on Results and Draw", key="use-best"):
                 ui.select(best["run_id"], settings["model"])
-                st.success(f"Trial #{best['number']} is now the selected model.", icon="✅")
+                st.success(f"Trial #{best['number']} is now the selected model.", icon=":material/check_circle:")
         if started_active and not active:
             st.rerun()  # once, to stop polling
 
