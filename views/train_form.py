@@ -104,7 +104,7 @@ def _widget(name: str, field: cfg.Field):
         return st.select_slider(options=sizes, **common)
     if name == "train_limit":
         top = min(cap.max_train_images, cfg.TRAIN_SIZE)
-        return st.slider(min_value=1000, max_value=top, step=1000, **common)
+        return st.slider(min_value=1000, max_value=top, step=1000, format="localized", **common)  # 60,000
     if field.kind == "choice":
         return st.selectbox(options=field.choices, **common)
     if field.kind == "bool":
