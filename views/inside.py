@@ -92,7 +92,7 @@ def layer_by_layer(model, out) -> None:
 
 def where_it_sits(out) -> None:
     made = ui.embedding(model_id)
-    options = st.container(horizontal=True, gap="large")  # wraps on a narrow page: no label is cut
+    options = st.container(horizontal=True, gap="medium")  # wraps on a narrow page: no label is cut
     method = options.segmented_control("Map", maps.METHODS, default="pca", key="inside-method",
                                        format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
                                        help="PCA: the two directions of largest spread, a straight projection. "

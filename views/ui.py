@@ -231,7 +231,7 @@ def plain(text: str) -> str:
 def figures_row():
     """A row for big figures (`metric(..., width="content")`): each as wide as its number, wrapping to a second
     line where the page is narrow instead of cutting a number short ("48 of …")."""
-    return st.container(horizontal=True, gap="large")
+    return st.container(horizontal=True, gap="medium")
 
 
 def digit_gallery(images: np.ndarray, captions: list[str]) -> None:
