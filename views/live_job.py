@@ -65,8 +65,8 @@ def _status(job: jobs.Job) -> None:
     """One line (or bar) saying where the run is and how long it has left."""
     p = job.progress or {}
     phase, eta = p.get("phase", "starting"), p.get("eta")
-    left = f" · about {seconds(_steady_eta(job.job_id + '/' + phase, eta, p.get('time')))} left" if eta is not None else (
-        " · measuring its speed to tell the time left" if phase == "training" else "")
+    left = (f" · about {seconds(_steady_eta(job.job_id + '/' + phase, eta, p.get('time')))} left" if eta is not None
+            else " · measuring its speed to tell the time left" if phase == "training" else "")
     if job.status == "queued":
         st.info(f"Queued: position {job.queue_position}, starts in about {seconds(job.wait_seconds)} (when the "
                 "trainings ahead of it end). Stop takes it out of the queue.", icon=":material/hourglass_top:")
