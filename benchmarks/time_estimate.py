@@ -4,9 +4,9 @@
 
 Trains every preset (fewer epochs) and four variants with DigitLab's `train` on MNIST's 54,000 training images, one
 after another in this process, and prints each run's training seconds beside `costs.training_seconds`. Then fits
-the model used for CPUs with native bfloat16 to the runs trained in bfloat16 (least squares on relative error, non-negative): per run + per epoch
-(batches × layers, training FLOPs, augmented images, augmented batches). Machine-specific: say which CPU. About 5
-minutes on the AMX Xeon.
+the model used for CPUs with native bfloat16 to the runs trained in bfloat16 (least squares on relative error,
+non-negative): per run + per epoch (batches × layers, training FLOPs, augmented images, augmented batches).
+Machine-specific: say which CPU. About 5 minutes on the AMX Xeon.
 """
 
 from __future__ import annotations
