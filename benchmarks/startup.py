@@ -63,6 +63,8 @@ def home_first(browser, *, server_cpus: str | None = None) -> dict:
             t = draw_seven(draw, box["x"], box["y"], dx=-20 + 10 * i)
             draw.locator('[data-testid="stMetric"]').filter(has_text="Prediction").first.wait_for(timeout=20_000)
             strokes.append(time.perf_counter() - t)
+        page.close()  # a tab left open on a stopped server keeps trying to reconnect while the next run is timed
+        draw.close()
         return {"health": health, "home_heading": home["heading"], "home_table": home["table"],
                 "stroke_to_prediction": statistics.median(strokes),
                 "warm_visitor_canvas": moments["canvas"] - opened, "warm_visitor_answer": moments["answer"] - opened}

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from digitlab import jobs
-from digitlab.config import RunConfig, preset
+from digitlab.config import RunConfig
 from digitlab.runs import RunStore
 
 TINY = RunConfig(model="ann", hidden_units=32, num_epochs=2, batch_size=32, train_limit=1000, seed=0)
