@@ -119,12 +119,10 @@ def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) 
     run + per epoch 0.22 ms per batch and layer + the training FLOPs at 223 GFLOP/s + 62.7 µs per augmented image
     + 6.1 ms per augmented batch; float32 on such a CPU (precision="float32") 1.5× per epoch (one run measured).
     """
-    images = config.num_train_images
-    batches = math.ceil(images / config.batch_size)
-    flops = images * 3 * forward_flops(config)
     if not (cpu_has_bfloat16() if native_bfloat16 is None else native_bfloat16):
-        per_epoch = batches * 0.73e-3 + flops / 46.6e9 + (images * 92.6e-6 if config.augment else 0.0)
-        return 4.1 + config.num_epochs * per_epoch
+        images = config.num_train_images
+        per_epoch = (math.ceil(images / config.batch_size) * 0.73e-3 + (images * 92.6e-6 if config.augment else 0.0))
+        return 4.1 + config.num_epochs * per_epoch + training_flops(config) / 46.6e9
     run, *epochs = (constant * term for constant, term in zip(BFLOAT16_TIME, bfloat16_time_terms(config)))
     return run + sum(epochs) * (1.5 if config.precision == "float32" else 1.0)  # "auto" is bfloat16 on such a CPU
 
@@ -140,8 +138,8 @@ def bfloat16_time_terms(config: RunConfig) -> list[float]:
     images = config.num_train_images
     batches = math.ceil(images / config.batch_size)
     epochs, augmented = config.num_epochs, float(config.augment)
-    return [1.0, epochs * batches * len(layers(config)), epochs * images * 3 * forward_flops(config),
-            epochs * images * augmented, epochs * batches * augmented]
+    return [1.0, epochs * batches * len(layers(config)), training_flops(config), epochs * images * augmented,
+            epochs * batches * augmented]
 
 
 SAVING_SECONDS = 5.0  # converting and checking the serving graph, logging the run (measured here)
