@@ -163,3 +163,21 @@ def test_a_bad_sweep_range_is_quoted_as_typed_never_as_markdown(home):
     errors = [e.value for e in at.error if "Cannot sweep" in e.value]
     assert len(errors) == 1 and typed in shown(errors[0]), errors
     assert "**1**" not in errors[0] and "](http" not in errors[0]  # escaped: no bold, no link
+
+
+def test_a_run_name_is_shown_as_written_never_as_markdown(home):
+    # Names come from DigitLab, but a shared MLflow store lets anyone rename a run.
+    from digitlab.runs import RunStore
+
+    store = RunStore()
+    run_id = finished_run(store, "", 0.95)
+    store.client.log_metric(run_id, "val_accuracy", 0.9999)  # the best ANN by validation: Compare's table names it
+    name = "**bold** [link](http://example.com)"
+    store.client.set_tag(run_id, "mlflow.runName", name)
+    at = visitor_session("", "views/compare.py")
+    cell = at.table[0].value.loc["measured on", "ANN"]
+    assert shown(cell) == name and "**bold**" not in cell and "](http" not in cell
+    at.session_state["draw-ann"] = run_id
+    at.switch_page("views/draw.py").run()
+    label = next(p.proto.popover.label for p in at.get("popover"))
+    assert name in shown(label) and "**bold**" not in label, label

@@ -51,4 +51,5 @@ if runs:
 st.subheader("ANN vs CNN, measured")
 st.caption("For each kind, the model with the best validation accuracy among the shipped models and your finished "
            "runs; its test accuracy is reported, never used to choose.")
-st.table(pd.DataFrame(catalog.kind_comparison(ui.model_entries())).set_index("aspect"))  # wraps its sentences
+# st.table wraps its sentences, and renders markdown: every cell shown as written (run names included)
+st.table(pd.DataFrame(catalog.kind_comparison(ui.model_entries())).set_index("aspect").map(ui.plain))

@@ -19,7 +19,7 @@ entries = ui.model_entries(wait=False, start=False)
 names = {e["id"]: e["name"] for e in entries}
 chosen = [names.get(st.session_state.get(f"pick-draw-{kind}", st.session_state.get(f"draw-{kind}")),
                    f"shipped {kind.upper()}") for kind in ("ann", "cnn")]  # the pickers below run after the label
-with st.popover(f"Models: {chosen[0]} and {chosen[1]}", icon=":material/tune:"):
+with st.popover(ui.plain(f"Models: {chosen[0]} and {chosen[1]}"), icon=":material/tune:"):
     model_ids = {kind: ui.pick_model(f"{kind.upper()} model", kind=kind, key=f"draw-{kind}", entries=entries)
                  for kind in ("ann", "cnn")}
 
@@ -59,7 +59,7 @@ def board(model_ids: dict) -> None:
         for column, (kind, out) in zip(st.columns(2), outputs.items()):
             probabilities = out["probabilities"][0]
             column.metric(f"Prediction ({kind.upper()})", guesses[kind],
-                          help=f"{names.get(model_ids[kind])}: the digit with the highest probability")
+                          help=ui.plain(f"{names.get(model_ids[kind])}: the digit with the highest probability"))
             column.caption(f"Confidence {probabilities[guesses[kind]]:.1%}")
             column.plotly_chart(charts.probability_bars(probabilities, height=200), key=f"bars-{kind}",
                                 config=ui.NO_TOOLBAR)

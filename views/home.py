@@ -27,7 +27,8 @@ models_metric, best_metric = numbers.empty(), numbers.empty()  # filled once the
 
 st.subheader("The dataset at a glance")
 samples, balance, means = st.tabs(["Sample digits", "Class balance", "Mean digit"])
-samples.plotly_chart(charts.samples_by_class(data.samples, data.sample_labels, per_class=12), key="samples", config=ui.NO_TOOLBAR)
+samples.plotly_chart(charts.samples_by_class(data.samples, data.sample_labels, per_class=12), key="samples",
+                     config=ui.NO_TOOLBAR)
 balance.plotly_chart(charts.class_distribution(data.y_train, data.y_test), key="balance")
 means.plotly_chart(charts.mean_images(data.means), key="means", config=ui.NO_TOOLBAR)
 
@@ -36,13 +37,14 @@ entries = ui.model_entries(wait=False, start=False)  # at once: the shipped mode
 best = catalog.best_by_validation(entries)
 models_metric.metric("Models available", len(entries), width="content")
 best_metric.metric("Best by validation", f"{best['test_accuracy']:.2%}" if best else "–", width="content",
-                   help=f"{best['name']}: the highest validation accuracy ({best['val_accuracy']:.2%}); shown is its "
-                        "test accuracy, which chose nothing." if best else None)
+                   help=f"{ui.plain(best['name'])}: the highest validation accuracy ({best['val_accuracy']:.2%}); "
+                        "shown is its test accuracy, which chose nothing." if best else None)
 st.dataframe(pd.DataFrame([{
     "model": e["name"], "kind": e["model"].upper(), "validation accuracy": e["val_accuracy"],
     "test accuracy": e["test_accuracy"], "training time": ui.seconds(e["train_seconds"]),
     "parameters": int(e["num_parameters"])} for e in entries]).assign(
-    **{"validation accuracy": lambda t: t["validation accuracy"] * 100, "test accuracy": lambda t: t["test accuracy"] * 100}),
+    **{"validation accuracy": lambda t: t["validation accuracy"] * 100,
+       "test accuracy": lambda t: t["test accuracy"] * 100}),
     hide_index=True, key="models", column_config={
         "validation accuracy": st.column_config.NumberColumn(format="%.2f%%"),
         "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),

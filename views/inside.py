@@ -30,7 +30,8 @@ def board(model_id: str) -> None:
     out = model.run(image[None]) if image is not None else None
     if out is not None:
         digit = int(out["probabilities"][0].argmax())
-        answer.markdown(f"**{names.get(model_id, 'The model')}: {digit}** ({out['probabilities'][0][digit]:.0%})")
+        name = ui.plain(names.get(model_id, "The model"))
+        answer.markdown(f"**{name}: {digit}** ({out['probabilities'][0][digit]:.0%})")
     with right:
         layers, where, anatomy = st.tabs(VIEWS, key="inside-view", on_change="rerun")
     if layers.open:

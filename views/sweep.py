@@ -78,6 +78,7 @@ if existing and (watched in existing or not running):  # a sweep just started is
     watched = st.selectbox("Watch study", existing, index=existing.index(watched) if watched in existing else 0,
                            key=f"watch-{len(existing)}")  # a new study resets the choice to the one just started
 elif not running:
-    st.info("No sweeps yet: start one above, or from a terminal with `python -m digitlab sweep`.", icon=":material/search:")
+    st.info("No sweeps yet: start one above, or from a terminal with `python -m digitlab sweep`.",
+            icon=":material/search:")
     st.stop()
 sweep_view(watched)

@@ -18,16 +18,16 @@ with st.expander("Settings for the next run", expanded=False) if running else st
     train_form.show_notes(notes)
     if limits.public:
         st.info(f"Public demo: at most {limits.max_epochs} epochs, {limits.max_train_images:,} training images, "
-                f"{limits.max_parameters:,} parameters, {limits.max_memory / costs.MB / 1024:.2g} GB of training memory "
-                f"and {ui.seconds(limits.max_seconds)} per run, one run per visitor at a time. Your runs stay yours "
-                "(this browser keeps your visitor id for 30 days).", icon=":material/public:")
+                f"{limits.max_parameters:,} parameters, {limits.max_memory / costs.MB / 1024:.2g} GB of training "
+                f"memory and {ui.seconds(limits.max_seconds)} per run, one run per visitor at a time. Your runs stay "
+                "yours (this browser keeps your visitor id for 30 days).", icon=":material/public:")
     config, preset, problem = train_form.widgets()
 
     measured = catalog.load_preset_result(preset, st.session_state.train_form["model"])
     if measured:
-        st.caption(f"Preset `{preset}`, {st.session_state.train_form['model'].upper()}: {measured['test_accuracy']:.2%} "
-                   f"test accuracy in {ui.seconds(measured['train_seconds'])} of training, measured on "
-                   f"{measured['machine']} ({measured['source']}).")
+        st.caption(f"Preset `{preset}`, {st.session_state.train_form['model'].upper()}: "
+                   f"{measured['test_accuracy']:.2%} test accuracy in {ui.seconds(measured['train_seconds'])} of "
+                   f"training, measured on {measured['machine']} ({measured['source']}).")
     elif preset:
         st.caption(f"Preset `{preset}`, {st.session_state.train_form['model'].upper()}: no measured figure for this "
                    "exact recipe yet (no model trained with it was scored); the estimate below is for this machine.")
@@ -35,7 +35,8 @@ with st.expander("Settings for the next run", expanded=False) if running else st
         st.error(ui.plain(f"Cannot train with these settings: {problem}"), icon=":material/block:")
     else:
         st.caption(f"About {ui.seconds(costs.estimate_seconds(config))} from Start to Finished on this machine: "
-                   f"start-up ~{ui.seconds(costs.STARTUP_SECONDS)}, training ~{ui.seconds(costs.training_seconds(config))} "
+                   f"start-up ~{ui.seconds(costs.STARTUP_SECONDS)}, "
+                   f"training ~{ui.seconds(costs.training_seconds(config))} "
                    f"({config.num_train_images:,} images × {config.num_epochs} epochs), testing and saving "
                    f"~{ui.seconds(costs.finishing_seconds(config))}.")
     with st.expander("What augmentation shows the model", icon=":material/transform:"):

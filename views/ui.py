@@ -18,7 +18,7 @@ import streamlit as st
 from digitlab import catalog, modelfiles, pictures, runs as runstore, serving
 from digitlab.data import load_mnist, overview
 
-NO_TOOLBAR = {"displayModeBar": False}  # Plotly config where a zoom toolbar only gets in the way (pictures, small charts)
+NO_TOOLBAR = {"displayModeBar": False}  # Plotly config where a zoom toolbar gets in the way (pictures, small charts)
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
