@@ -120,7 +120,7 @@ def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy",
         fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
                         line_color=(colours or {}).get(name, PALETTE[i % len(PALETTE)]))
     fig.update_xaxes(_epoch_axis(max([len(h.get(metric) or []) for h in histories.values()] + [1])))
-    fig.update_yaxes(title=metric.replace("_", " "))
+    fig.update_yaxes(title=_words(metric))
     return _layout(fig, height=380, legend=dict(orientation="h", y=-0.25))
 
 
@@ -131,12 +131,18 @@ def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str 
     light and dark backgrounds alike.
     """
     varying = [name for name in dimensions if len({float(r[name]) for r in rows}) > 1]
-    dims = [_parallel_axis(name, [float(r[name]) for r in rows], share=name == color) for name in varying + [color]]
+    dims = [_parallel_axis(name, [float(r[name]) for r in rows], share=name == color and "accuracy" in name)
+            for name in varying + [color]]
     colours = [float(r[color]) for r in rows]
     fig = go.Figure(go.Parcoords(line=dict(color=colours, colorscale=[[0, "#74add1"], [0.5, "#fdae61"], [1, "#d73027"]],
-                                           showscale=True, colorbar=dict(title=color.replace("_", " "))),
+                                           showscale=True, colorbar=dict(title=_words(color))),
                                  dimensions=dims))
     return _layout(fig, height=380, margin=dict(l=60, r=40, t=60, b=20))
+
+
+def _words(name: str) -> str:
+    """A metric's or hyperparameter's name as words: "val_accuracy" → "validation accuracy"."""
+    return name.replace("val_", "validation ").replace("_", " ")
 
 
 def _parallel_axis(name: str, values: list[float], *, share: bool) -> dict:
@@ -144,7 +150,7 @@ def _parallel_axis(name: str, values: list[float], *, share: bool) -> dict:
     runs, every line would), ticks as short numbers (or percentages for a `share`)."""
     low, high = min(values), max(values)
     pad = (high - low) / 10 or abs(low) / 10 or 1
-    return dict(label=name.replace("_", " "), values=values, range=[low - pad, high + pad],
+    return dict(label=_words(name), values=values, range=[low - pad, high + pad],
                 tickformat=".2%" if share else "~g")
 
 
@@ -172,7 +178,7 @@ def trial_curves(trials: list[dict]) -> go.Figure:
 def importances(values: dict[str, float]) -> go.Figure:
     """Hyperparameter importances (fractions summing to 1), the most important on top."""
     names = sorted(values, key=values.get)
-    fig = go.Figure(go.Bar(x=[values[n] for n in names], y=[n.replace("_", " ") for n in names], orientation="h",
+    fig = go.Figure(go.Bar(x=[values[n] for n in names], y=[_words(n) for n in names], orientation="h",
                            text=[f"{values[n]:.0%}" for n in names], marker_color=TRAIN))
     fig.update_xaxes(title="importance for validation accuracy (fANOVA)", range=[0, 1], tickformat=".0%")
     return _layout(fig, height=max(180, 80 + 40 * len(names)), title="Hyperparameter importances")

@@ -103,11 +103,15 @@ def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_cons
             {"learning_rate": 0.003, "batch_size": 128, "epochs": 5, "val_accuracy": 0.97}]
     par = charts.parallel_coordinates(rows, ["learning_rate", "batch_size", "epochs"])
     assert isinstance(par.data[0], go.Parcoords)
-    assert [d.label for d in par.data[0].dimensions] == ["learning rate", "batch size", "val accuracy"]
+    assert [d.label for d in par.data[0].dimensions] == ["learning rate", "batch size", "validation accuracy"]
     for dimension in par.data[0].dimensions:  # two runs: neither line may run along an edge of the axes
         low, high = dimension.range
         assert low < min(dimension.values) and max(dimension.values) < high
     assert par.data[0].dimensions[-1].tickformat == ".2%"
+    losses = charts.parallel_coordinates([{**r, "val_loss": 0.1 + i} for i, r in enumerate(rows)], ["batch_size"],
+                                         color="val_loss")
+    assert losses.data[0].dimensions[-1].tickformat == "~g"  # a loss is no share: 1.1, not 110.00%
+    assert charts.compare_curves(histories, metric="val_loss").layout.yaxis.title.text == "validation loss"
     assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.range == (0, 3.5)  # whole epochs, not 1.2, 1.4, ...
 
 
