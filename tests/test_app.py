@@ -67,6 +67,23 @@ def test_draw_page_waits_for_a_drawing(home):
     assert not at.metric  # no guess on a blank canvas
 
 
+def test_replay_shows_the_misread_drawings_first_and_at_most_fifty(home, mnist):
+    from digitlab.drawings import DrawingSet
+    from views.draw import REPLAY_SHOWN
+
+    drawings = DrawingSet("local")
+    for i in range(60):  # the last five labelled one more than they are: every model misreads those
+        drawings.add(mnist.x_test[i], (int(mnist.y_test[i]) + (i >= 55)) % 10)
+    at = app("views/draw.py")
+    assert any(c.value == f"{REPLAY_SHOWN} of your 60 drawings, the misread ones first." for c in at.caption)
+    gallery = [img.caption for img in at.get("image")[-1].proto.imgs]
+    misread = [caption.endswith(" ✗") for caption in gallery]
+    assert len(gallery) == REPLAY_SHOWN == 50 and sum(misread) >= 5
+    assert misread == sorted(misread, reverse=True), gallery  # every misread one before every read one
+    assert gallery[sum(misread) - 5:sum(misread)] == [
+        f"{(int(mnist.y_test[i]) + 1) % 10}→{int(mnist.y_test[i])} ✗" for i in range(55, 60)]  # oldest first
+
+
 def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     at = app("views/train.py")
     at.segmented_control(key="form-model").set_value("ann").run()
