@@ -49,8 +49,9 @@ def server(home: Path, *, cpus: str | None = None, app: str = "app.py", **env):
     environment.pop("MLFLOW_TRACKING_URI", None)
     start = time.perf_counter()
     process = subprocess.Popen(
-        (["taskset", "-c", cpus] if cpus else []) + [sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
+        (["taskset", "-c", cpus] if cpus else []) + [
+            sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true", "--server.port", str(port),
+            "--browser.gatherUsageStats", "false"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -13,7 +13,8 @@ not browsers, so the clients' core is not the bottleneck (its CPU use is reporte
 2. Training: two visitors open Train from a link (reference CNN, 5 epochs, 20,000 images) and press Start; the
    second waits in the queue, and each presses Start again when theirs ends, so a worker trains throughout. Both
    watch their run live (the page refreshes itself twice a second). Measuring starts once a worker runs.
-3. `--sessions` new visitors open Draw at once (each downloads the page and its scripts, then connects); then 10 s with nobody drawing (the server's baseline).
+3. `--sessions` new visitors open Draw at once (each downloads the page and its scripts, then connects); then 10 s
+   with nobody drawing (the server's baseline).
 4. For `--minutes` each visitor draws a stroke every `--interval` s (after the answer to the previous one when that
    is later). A stroke is what the browser sends on mouse-up: a rerun of the Draw board's fragment carrying the
    canvas as a PNG, here an MNIST test digit scaled to the 280×280 canvas, white on a transparent background.

@@ -3,8 +3,8 @@
     python -m benchmarks.memory [--trainings 20]
 
 A real `streamlit run app.py` with a fresh home (the server, plus the queue runner and training worker it starts,
-all counted: "below the server" is every process it started); headless Chromium visits Home, Draw (draws a 7, so both shipped
-models load and trace), Results and Compare, then the page closes and the server settles: **idle**. One visitor then
+all counted: "below the server" is every process it started); headless Chromium visits Home, Draw (draws a 7, so
+both shipped models load), Results and Compare, then the page closes and the server settles: **idle**. One visitor then
 starts the reference CNN for 2 epochs on the Train page and watches it: server and worker RSS sampled every 0.5 s
 (**during one training**, peak). Then `--trainings` short runs (ANN, 1 epoch, 2,000 images) are started one after
 another from the Train page, each followed by a visit to Results (a new model and report in the caches): the

@@ -62,13 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="search hyperparameters with Optuna; workers on one study share its trials")
     s.add_argument("--study", required=True, help="the study's name; workers given the same one share its trials")
-    s.add_argument("--trials", type=int, dest="num_trials", metavar="N", help="finished trials the study is done at (default 20)")
+    s.add_argument("--trials", type=int, dest="num_trials", metavar="N",
+                   help="finished trials the study is done at (default 20)")
     s.add_argument("--model", choices=cfg.MODELS, help="default: cnn")
     s.add_argument("--preset", choices=cfg.PRESETS, help="values for everything not searched (default: reference)")
     s.add_argument("--param", action="append", dest="params", metavar="NAME[=RANGE]",
                    help="a hyperparameter to search, repeatable: learning_rate, dropout_rate=0..0.3, "
                         "batch_size=32,64 (default: learning_rate, dropout_rate, batch_size, hidden_units)")
-    s.add_argument("--max-epochs", type=int, metavar="N", help="epochs of every trial (the cap when num_epochs is searched)")
+    s.add_argument("--max-epochs", type=int, metavar="N",
+                   help="epochs of every trial (the cap when num_epochs is searched)")
     s.add_argument("--train-limit", type=int, metavar="N", help="use only the first N training images")
     s.add_argument("--seed", type=int, help="training seed, the same in every trial")
     s.add_argument("--pruner", choices=("median", "hyperband", "none"), help="default: median")

@@ -46,7 +46,8 @@ class Field:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "int_list":
-            return f"1 to 3 comma-separated integers from {self._number(self.low)} to {self._number(self.high)}, e.g. 32,64"
+            low, high = self._number(self.low), self._number(self.high)
+            return f"1 to 3 comma-separated integers from {low} to {high}, e.g. 32,64"
         if self.kind == "optional_int":
             return f"an integer from {self._number(self.low)} to {self._number(self.high)}, or 0 for {self.zero_means}"
         interval = (f"above {self._number(self.low)}, at most {self._number(self.high)}" if self.low_open

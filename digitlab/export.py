@@ -123,7 +123,8 @@ def make_serving_graph(model_id: str) -> Path:
         from .evaluation import evaluate_model  # noqa: PLC0415
 
         config, model, data = RunConfig.from_params(load_card(model_id)["config"]), load_model(model_id), load_mnist()
-        save_report(evaluate_model(model, scale_images(data.x_test), data.y_test), SHIPPED_DIR / f"{model_id}.report.npz")
+        report = evaluate_model(model, scale_images(data.x_test), data.y_test)
+        save_report(report, SHIPPED_DIR / f"{model_id}.report.npz")
         return write_serving_graph(model, config, SHIPPED_DIR / f"{model_id}.onnx", check_images=check)
     store = RunStore()
     config = store.get_run(model_id).config
