@@ -281,7 +281,7 @@ def _check(name: str, value, field: Field) -> None:
     elif field.kind == "int_list":
         if not isinstance(value, tuple) or not 1 <= len(value) <= 3 or not all(
                 _is_int(v) and field.low <= v <= field.high for v in value):
-            fail(",".join(map(str, value)) if isinstance(value, tuple) else None)
+            fail((",".join(map(str, value)) or "nothing") if isinstance(value, tuple) else None)
     elif field.kind == "optional_int":
         if value is not None and not (_is_int(value) and field.low <= value <= field.high):
             fail()

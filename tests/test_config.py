@@ -7,7 +7,7 @@ from digitlab.config import PRESETS, RunConfig, made_with, preset, recipe
     ("model", "rnn", r"model must be one of ann, cnn, got 'rnn'"),
     ("hidden_units", 0, r"hidden_units must be an integer from 1 to 4096, got 0"),
     ("hidden_units", 12.5, r"hidden_units must be an integer"),
-    ("filters", (), r"filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, got $"),
+    ("filters", (), r"filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, got nothing$"),
     ("filters", [32, 64], r"filters must be 1 to 3 comma-separated integers"),
     ("filters", (32, -1), r"filters must be .*, got 32,-1$"),  # shown as typed, not as Python's (32, -1)
     ("dropout_rate", 0.95, r"dropout_rate must be a number from 0 to 0.9, got 0.95"),

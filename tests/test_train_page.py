@@ -23,8 +23,23 @@ def start_button(at):
 def test_a_bad_value_is_explained_as_typed_and_start_is_disabled(home):
     at = app("views/train.py")
     at.text_input(key="form-filters").set_value("32,x").run()
-    assert "filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, got '32,x'" in shown(at.error[0].value)
+    message = "filters must be 1 to 3 comma-separated integers from 1 to 512, e.g. 32,64, got '32,x'"
+    assert message in shown(at.error[0].value)
     assert start_button(at).disabled
+
+
+@pytest.mark.parametrize("typed", ["32 64", ""])
+def test_a_bad_value_stays_explained_while_the_form_changes_and_after_another_page(home, typed):
+    at = app("views/train.py")
+    at.text_input(key="form-filters").set_value(typed).run()
+    at.number_input(key="form-num_epochs").set_value(3).run()  # any later change reruns the form with the bad text
+    assert_healthy(at)
+    assert "filters must be" in at.error[0].value and start_button(at).disabled
+    at.switch_page("views/home.py").run()
+    at.switch_page("views/train.py").run()  # its widgets come back from the form, bad text included
+    assert_healthy(at)
+    assert at.text_input(key="form-filters").value == typed and "filters must be" in at.error[0].value
+    assert shown(at.error[0].value).endswith(f"got {typed!r}" if typed else "got nothing")
 
 
 def test_a_value_outside_the_range_is_refused_not_ignored(home):

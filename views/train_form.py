@@ -67,7 +67,8 @@ def widgets() -> tuple[cfg.RunConfig | None, str, str | None]:
     """Draw the form; returns (config or None, preset, the problem that makes it invalid)."""
     form = st.session_state.train_form
     for name in list(cfg.FIELDS) + ["preset"]:  # widgets deleted while on another page come back as they were
-        st.session_state.setdefault(PREFIX + name, _widget_value(name, form[name]))
+        if PREFIX + name not in st.session_state:
+            st.session_state[PREFIX + name] = _widget_value(name, form[name])
     top = st.columns([1, 1, 2])
     top[0].segmented_control(cfg.FIELDS["model"].label, cfg.MODELS, key=f"{PREFIX}model", format_func=str.upper,
                              help=cfg.FIELDS["model"].help, on_change=choose_preset)
@@ -120,15 +121,13 @@ def _widget(name: str, field: cfg.Field):
 
 def _widget_value(name: str, text: str):
     """The widget's value for a form string."""
-    if name == "preset":
-        return text
+    if name in ("preset", "filters"):
+        return text  # a text box shows the text as typed, even when it is not valid (its message says why)
     value = cfg.parse(name, text) if text != "" else None
     if name == "train_limit":
         return value or cfg.TRAIN_SIZE
     if name == "early_stopping":
         return value or 0
-    if name == "filters":
-        return ",".join(map(str, value))
     return value
 
 
