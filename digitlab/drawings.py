@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .data import home_dir
-from .preprocessing import prepare_image
+from .preprocessing import PNG_SIGNATURE, prepare_image
 
 _OWNER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_IMPORT = 5000  # drawings in one imported file
@@ -98,21 +98,38 @@ class DrawingSet:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as f:
                 labels, images = f["labels"], f["images"].astype(np.float32)
-                created = f["created"]
+                created = f["created"].astype(np.float64)
+                if labels.ndim != 1 or created.ndim != 1 or images.ndim != 3:
+                    raise ValueError("labels and created must be lists, images a stack of 28×28 images")
                 raws = [f[f"raw_{i}"].tobytes() for i in range(len(labels))]
-        except (OSError, ValueError, KeyError, EOFError) as error:
+        except (OSError, ValueError, KeyError, EOFError, TypeError) as error:
             raise ValueError(f"not a DigitLab drawings file ({error}); export one from the Draw page") from None
         if not (len(labels) == len(images) == len(created)) or images.shape[1:] != (28, 28):
             raise ValueError(f"drawings file is inconsistent: {len(labels)} labels, images of shape {images.shape}")
+        if not len(labels):
+            raise ValueError("the file holds no drawings")
         if len(labels) > MAX_IMPORT:
             raise ValueError(f"a drawings file holds at most {MAX_IMPORT} drawings, got {len(labels)}")
-        if len(images) and not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+        if not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
             raise ValueError("drawings file images must hold values in [0, 1]")
         for label in labels:
             _check_label(label)
+        blank = np.flatnonzero(images.reshape(len(images), -1).max(axis=1) == 0)
+        if blank.size:
+            raise ValueError(f"drawing {blank[0] + 1} of the file is blank")
+        not_png = [i + 1 for i, raw in enumerate(raws) if not raw.startswith(PNG_SIGNATURE)]
+        if not_png:
+            raise ValueError(f"drawing {not_png[0]} of the file has no PNG of its canvas")
         self._check_room(len(labels))
-        for label, image, raw, when in zip(labels, images, raws, created):
-            self._write(Drawing(_new_id(), int(label), image, raw, float(when)))
+        written = []
+        try:  # every drawing or none
+            for label, image, raw, when in zip(labels, images, raws, created):
+                written.append(Drawing(_new_id(), int(label), image, raw, float(when)))
+                self._write(written[-1])
+        except (OSError, ValueError):
+            for drawing in written[:-1]:
+                (self.folder / f"{drawing.drawing_id}.npz").unlink(missing_ok=True)
+            raise
         return len(labels)
 
     def _check_room(self, count: int) -> None:

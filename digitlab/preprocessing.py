@@ -199,7 +199,7 @@ def load_image_file(path) -> np.ndarray:
 
 
 _PNG_URL = "data:image/png;base64,"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_canvas(data_url: str, *, size: int) -> np.ndarray:
@@ -217,7 +217,7 @@ def read_canvas(data_url: str, *, size: int) -> np.ndarray:
     except binascii.Error:
         raise ValueError("the drawing is not a readable PNG") from None
     # The signature, then the IHDR chunk: length, type, width and height as big-endian 32-bit integers.
-    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError("the drawing is not a readable PNG")
     if (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) != (size, size):
         raise ValueError(f"the drawing is not a {size}×{size} PNG")

@@ -61,10 +61,38 @@ def test_export_import_round_trip_and_bad_files(tmp_path, mnist):
     with pytest.raises(ValueError, match="not a DigitLab drawings file"):
         target.import_bytes(b"garbage")
     bad = __import__("io").BytesIO()
-    np.savez(bad, labels=np.array([12]), images=np.zeros((1, 28, 28), np.float32), created=np.zeros(1), raw_0=np.zeros(3, np.uint8))
+    np.savez(bad, labels=np.array([12]), images=np.zeros((1, 28, 28), np.float32), created=np.zeros(1),
+             raw_0=np.zeros(3, np.uint8))
     with pytest.raises(ValueError, match="label must be a digit 0-9, got 12"):
         target.import_bytes(bad.getvalue())
     assert len(target.list()) == 10  # nothing half-imported
+
+
+def _drawings_file(**changes) -> bytes:
+    """A two-drawing export, with fields replaced by `changes`."""
+    ink = np.zeros((2, 28, 28), np.float32)
+    ink[:, 10:18, 13:15] = 1.0  # two "1"s
+    png = np.frombuffer(b"\x89PNG\r\n\x1a\n" + bytes(20), np.uint8)
+    fields = {"labels": np.array([1, 1]), "images": ink, "created": np.array([1.0, 2.0]), "raw_0": png, "raw_1": png}
+    buffer = __import__("io").BytesIO()
+    np.savez(buffer, **{**fields, **changes})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(labels=np.int64(3)), "not a DigitLab drawings file"),  # one number, not a list
+    (dict(created=np.array(["1", "x"])), "not a DigitLab drawings file"),
+    (dict(images=np.zeros((2, 28, 28), np.float32)), "drawing 1 of the file is blank"),
+    (dict(raw_1=np.zeros(30, np.uint8)), "drawing 2 of the file has no PNG of its canvas"),
+    (dict(labels=np.zeros(0, np.int64), images=np.zeros((0, 28, 28), np.float32), created=np.zeros(0)),
+     "the file holds no drawings"),
+])
+def test_a_bad_drawings_file_is_refused_whole_with_a_reason(tmp_path, changes, message):
+    drawings = DrawingSet(folder=tmp_path)
+    assert drawings.import_bytes(_drawings_file()) == 2  # the file as exported is fine
+    with pytest.raises(ValueError, match=message):
+        drawings.import_bytes(_drawings_file(**changes))
+    assert len(drawings.list()) == 2  # nothing of the bad file was added
 
 
 def test_accuracy_of_the_shipped_cnn_on_a_drawing_set(tmp_path, mnist):

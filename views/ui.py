@@ -272,8 +272,9 @@ def import_drawings(drawings) -> None:
     upload = st.session_state.get("import")
     if upload is not None:
         try:
-            st.toast(plain(f"Imported {drawings.import_bytes(upload.getvalue())} drawings from {upload.name}."))
-        except ValueError as error:
+            count = drawings.import_bytes(upload.getvalue())
+            st.toast(plain(f"Imported {count} drawing{'s' * (count != 1)} from {upload.name}."))
+        except (ValueError, OSError) as error:  # nothing was added: the message says why
             st.session_state.import_error = f"Could not import {upload.name}: {error}"
 
 
