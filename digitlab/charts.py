@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from .evaluation import macro_roc
 from .pictures import montage
 
 PALETTE = qualitative.Plotly  # 10 colours, one per digit
@@ -235,7 +236,8 @@ def roc_curves(roc: dict, auc: dict, *, corner: bool = False) -> go.Figure:
     keys = [key for key in [str(d) for d in range(10)] + ["micro", "macro"] if key in roc]
     digits = auc_digits([auc[key] for key in keys])
     for key in keys:
-        fpr, tpr = roc[key]
+        # The macro curve from the digits' own (reports saved before `macro_roc` held a coarse one: wrong zoomed in).
+        fpr, tpr = macro_roc(roc) if key == "macro" else roc[key]
         average = not key.isdigit()
         if corner:  # a log axis cannot show 0: start each curve at the first positive false positive rate
             keep = fpr > 0

@@ -123,6 +123,19 @@ def test_roc_zoom_and_auc_digits_that_tell_models_apart(report):
     assert charts.auc_digits([0.999996, 1.0]) == 6  # 0.99999|6 must not read as 1.00000
 
 
+def test_the_zoomed_macro_roc_curve_stays_between_the_digits_curves():
+    from digitlab.evaluation import load_report
+    from digitlab.modelfiles import SHIPPED_DIR
+
+    report = load_report(SHIPPED_DIR / "cnn.report.npz")  # saved with a coarse macro curve: drawn from the digits'
+    for corner in (True, False):
+        fig = charts.roc_curves(report.roc, report.auc, corner=corner)
+        macro = next(t for t in fig.data if t.name.startswith("macro"))
+        digits = np.array([np.interp(macro.x, t.x, t.y) for t in fig.data if t.name.startswith("digit")])
+        assert (digits.min(axis=0) - 1e-9 <= macro.y).all() and (macro.y <= digits.max(axis=0) + 1e-9).all()
+        np.testing.assert_allclose(macro.y, digits.mean(axis=0), atol=1e-3)  # their mean (a step is ambiguous)
+
+
 def test_epoch_axis_starts_at_zero_and_stays_readable_for_long_runs():
     history = {"loss": list(np.linspace(1, 0.1, 35)), "val_loss": list(np.linspace(1, 0.2, 35))}
     fig = charts.training_curves(history)
