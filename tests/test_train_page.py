@@ -107,10 +107,24 @@ def test_switching_preset_loads_its_values_and_says_where_they_were_measured(hom
     assert "mean of 3 seeds" in caption and "measured on" in caption  # benchmarks/presets.json, this recipe exactly
 
 
+def test_a_changed_value_makes_the_recipe_custom_and_its_run_says_so(home):
+    at = app("views/train.py")
+    at.segmented_control(key="form-model").set_value("ann").run()
+    at.number_input(key="form-hidden_units").set_value(64).run()
+    assert at.selectbox(key="form-preset").value == "reference"  # where the recipe started
+    assert not [c for c in at.caption if c.value.startswith("Preset `reference`")]  # its figure is not this run's
+    assert any("Your own recipe: it differs from preset `reference`" in c.value for c in at.caption)
+    start_button(at).click().run()
+    job = jobs.get_job(at.session_state.job_id)
+    jobs.cancel_job(job.job_id)
+    assert job.preset == ""  # the run is named ann-64-custom-…, its live view "Run: ANN · custom"
+
+
 def test_the_public_form_starts_inside_the_caps_and_clamps_links_with_a_note(home, monkeypatch):
     monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
     at = app("views/train.py")
     assert at.selectbox(key="form-preset").value == "fast" and not at.error  # a default Start never refuses
+    assert not at.warning  # the preset was brought within the caps, but no link was followed: no "From the link"
     assert not start_button(at).disabled
     linked = from_link({"model": "cnn", "num_epochs": "50", "train_limit": "60000"})
     notes = " ".join(shown(w.value) for w in linked.warning)

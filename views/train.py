@@ -31,6 +31,9 @@ with st.expander("Settings for the next run", expanded=False) if running else st
     elif preset:
         st.caption(f"Preset `{preset}`, {st.session_state.train_form['model'].upper()}: no measured figure for this "
                    "exact recipe yet (no model trained with it was scored); the estimate below is for this machine.")
+    elif not problem:
+        st.caption(f"Your own recipe: it differs from preset `{st.session_state.train_form['preset']}`, so the run "
+                   "is named `custom` and no measured figure applies; the estimate below is for this machine.")
     if problem:
         st.error(ui.plain(f"Cannot train with these settings: {problem}"), icon=":material/block:")
     else:

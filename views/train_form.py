@@ -34,7 +34,7 @@ def load_form() -> list[str]:
     preset = url.get("preset") if url.get("preset") in cfg.PRESETS else default_preset()
     notes = [f"{key} must be one of {', '.join(allowed)}, got {url[key][:40]!r}" for key, allowed in
              (("model", cfg.MODELS), ("preset", cfg.PRESETS)) if key in url and url[key] not in allowed]
-    values = cfg.preset(preset, model=model).to_params()
+    values, _ = _clamp(cfg.preset(preset, model=model).to_params())  # the preset within the caps: no note, no link
     for name in cfg.FIELDS:
         if name in url and name != "model":
             try:
@@ -57,14 +57,21 @@ def choose_preset() -> None:
 
 def _set_form(values: dict, *, preset: str, notes: list[str]) -> None:
     """Store the form (clamped to the caps, with a note for each change)."""
+    clamped, changes = _clamp(values)
+    notes.extend(changes)
+    st.session_state.train_form = {**clamped, "preset": preset}
+
+
+def _clamp(values: dict) -> tuple[dict, list[str]]:
+    """Form values within the caps, and a note for each one changed."""
     config = cfg.RunConfig.from_params(values)
     clamped, changes = limits().clamp({name: getattr(config, name) for name in cfg.FIELDS})
-    notes.extend(changes)
-    st.session_state.train_form = {**cfg.RunConfig(**clamped).to_params(), "preset": preset}
+    return cfg.RunConfig(**clamped).to_params(), changes
 
 
 def widgets() -> tuple[cfg.RunConfig | None, str, str | None]:
-    """Draw the form; returns (config or None, preset, the problem that makes it invalid)."""
+    """Draw the form; returns (config or None, preset, the problem that makes it invalid). The preset is "" (custom)
+    once any value but the seed differs from the chosen preset's: a run is named after a recipe only if it follows it."""
     form = st.session_state.train_form
     for name in list(cfg.FIELDS) + ["preset"]:  # widgets deleted while on another page come back as they were
         if PREFIX + name not in st.session_state:
@@ -84,13 +91,16 @@ def widgets() -> tuple[cfg.RunConfig | None, str, str | None]:
                     continue  # meaningless for the ANN
                 values[name] = _widget(name, field)
     params = {name: _text(value) for name, value in values.items()}
+    if params.get("train_limit") == str(cfg.TRAIN_SIZE):
+        params["train_limit"] = ""  # all of them, as the presets say it
     st.session_state.train_form = {**form, **params, "preset": st.session_state[f"{PREFIX}preset"]}
+    preset = st.session_state.train_form["preset"]
     try:
         config = cfg.RunConfig.from_params(st.session_state.train_form)
         limits().check(config)
-        return config, st.session_state.train_form["preset"], None
     except ValueError as error:
-        return None, st.session_state.train_form["preset"], str(error)
+        return None, "", str(error)
+    return config, preset if cfg.made_with(config.to_params(), preset, model=config.model) else "", None
 
 
 def _widget(name: str, field: cfg.Field):
