@@ -94,11 +94,12 @@ def test_probability_bars_mark_the_predicted_digit():
 
 def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_constant_axes():
     histories = {"a": {"val_accuracy": [0.9, 0.95]}, "b": {"val_accuracy": [0.8, 0.85, 0.9]}}
-    colours = {"a": charts.run_colour("run-a"), "b": charts.run_colour("run-b")}
+    colours = {"a": charts.run_colour(0), "b": charts.run_colour(1)}
+    assert len({charts.run_colour(age) for age in range(10)}) == 10  # ten runs in a row: ten colours
     fig = charts.compare_curves(histories, colours=colours)
     assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[1].y) == [0.8, 0.85, 0.9]
     alone = charts.compare_curves({"b": histories["b"]}, colours={"b": colours["b"]})
-    assert alone.data[0].line.color == fig.data[1].line.color == charts.run_colour("run-b")  # whatever is selected
+    assert alone.data[0].line.color == fig.data[1].line.color == charts.run_colour(1)  # whatever is selected
     rows = [{"learning_rate": 0.001, "batch_size": 32, "epochs": 5, "val_accuracy": 0.98},
             {"learning_rate": 0.003, "batch_size": 128, "epochs": 5, "val_accuracy": 0.97}]
     par = charts.parallel_coordinates(rows, ["learning_rate", "batch_size", "epochs"])
@@ -107,6 +108,7 @@ def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_cons
     for dimension in par.data[0].dimensions:  # two runs: neither line may run along an edge of the axes
         low, high = dimension.range
         assert low < min(dimension.values) and max(dimension.values) < high
+        assert sorted(dimension.tickvals) == sorted(dimension.values)  # ticks where runs are, not at -0.0006
     assert par.data[0].dimensions[-1].tickformat == ".2%"
     losses = charts.parallel_coordinates([{**r, "val_loss": 0.1 + i} for i, r in enumerate(rows)], ["batch_size"],
                                          color="val_loss")

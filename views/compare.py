@@ -31,7 +31,7 @@ if runs:
                                          "images": st.column_config.NumberColumn(format="localized")})
     rows = picked.selection.rows or list(range(min(5, len(runs))))
     histories = {runs[i].name: store.history(runs[i].run_id) for i in rows}
-    colours = {runs[i].name: charts.run_colour(runs[i].run_id) for i in rows}
+    colours = {runs[i].name: charts.run_colour(len(runs) - 1 - i) for i in rows}  # runs: newest first
     metric = st.radio("Curve", ["val_accuracy", "val_loss", "accuracy", "loss"], horizontal=True, key="metric",
                       format_func=lambda name: name.replace("val_", "validation ").replace("_", " "))
     st.plotly_chart(charts.compare_curves(histories, metric=metric, colours=colours), key="overlay")

@@ -71,7 +71,7 @@ def _clamp(values: dict) -> tuple[dict, list[str]]:
 
 def widgets() -> tuple[cfg.RunConfig | None, str, str | None]:
     """Draw the form; returns (config or None, preset, the problem that makes it invalid). The preset is "" (custom)
-    once any value but the seed differs from the chosen preset's: a run is named after a recipe only if it follows it."""
+    once any value but the seed differs from the chosen preset's: a run is named after a recipe it follows."""
     form = st.session_state.train_form
     for name in list(cfg.FIELDS) + ["preset"]:  # widgets deleted while on another page come back as they were
         if PREFIX + name not in st.session_state:
