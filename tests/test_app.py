@@ -173,6 +173,13 @@ def test_the_demo_does_not_follow_another_visitors_job_link(home, monkeypatch):
     jobs.cancel_job(job.job_id)
 
 
+def test_a_sweep_on_0_training_images_uses_all_of_them_as_its_message_says(home):
+    at = app("views/sweep.py")
+    at.number_input(key="sweep-limit").set_value(0).run()
+    assert_healthy(at)
+    assert not [e.value for e in at.error if "Cannot sweep" in e.value]  # said "... or 0 for all 60,000, got 0"
+
+
 def test_a_bad_sweep_range_is_quoted_as_typed_never_as_markdown(home):
     at = app("views/sweep.py")
     typed = "**1**..[there](http://example.com)"

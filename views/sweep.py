@@ -44,7 +44,7 @@ for i, param in enumerate(chosen):
 try:
     sweep = sweeps.SweepConfig(model=kind or "cnn", preset=preset, params=tuple(f"{p}={r}" for p, r in ranges.items()),
                                num_trials=int(num_trials), max_epochs=int(max_epochs), pruner=pruner,
-                               train_limit=None if limit == cfg.TRAIN_SIZE else int(limit))
+                               train_limit=None if limit in (0, cfg.TRAIN_SIZE) else int(limit))  # 0: all, as it says
     sweeps.check_study_name(name)
     if budget < 0:
         raise ValueError(f"the time budget must be 0 (none) or more minutes, got {budget}")
