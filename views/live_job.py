@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from digitlab import charts, jobs
-from views.ui import NO_TOOLBAR, plain, seconds, select, visitor
+from views.ui import NO_TOOLBAR, count, plain, seconds, select, visitor
 
 PHASES = {"starting": "Starting: loading TensorFlow and the data", "testing": "Testing on the 10,000 test images",
           "saving": "Saving the model and its serving graph"}
@@ -42,7 +42,7 @@ def job_view(job_id: str) -> bool:
     def live():
         current = jobs.get_job(job_id)
         st.subheader(f"Run: {current.config.model.upper()} · {current.preset or 'custom'} · "
-                     f"{current.config.num_epochs} epochs")
+                     f"{count(current.config.num_epochs, 'epoch')}")
         _status(current)
         progress = current.progress or {}
         if progress.get("history") or progress.get("trace"):
@@ -87,7 +87,7 @@ def _status(job: jobs.Job) -> None:
             st.warning(f"Stopped at the public demo's time limit of {seconds(job.max_seconds)}; the model as "
                        "trained so far is kept and tested.", icon=":material/timer:")
         early = f" ({job.stopped.replace('_', ' ')})" if job.stopped else ""
-        st.success(f"Finished: test accuracy {s['test_accuracy']:.2%} after {s['epochs_run']} epochs in "
+        st.success(f"Finished: test accuracy {s['test_accuracy']:.2%} after {count(s['epochs_run'], 'epoch')} in "
                    f"{seconds(s['train_seconds'])}{early}, {seconds(job.ended - job.started)} in all. It is now the "
                    "selected model.", icon=":material/check_circle:")
         select(job.run_id, job.config.model)

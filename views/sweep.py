@@ -59,8 +59,9 @@ if sweep is not None:
         st.caption(f"Study {name} exists: Start adds a worker to it (the settings must match); pick a new name "
                    "for a new sweep.")
     longest = jobs.estimate_seconds(sweep.trial_config({}))
-    st.caption(f"A trial of {sweep.max_epochs} epochs takes about {ui.seconds(longest)} here; {sweep.num_trials} "
-               f"trials at most {ui.seconds(longest * sweep.num_trials)} (pruning ends many sooner).")
+    st.caption(f"A trial of {ui.count(sweep.max_epochs, 'epoch')} takes about {ui.seconds(longest)} here; "
+               f"{ui.count(sweep.num_trials, 'trial')} at most {ui.seconds(longest * sweep.num_trials)} (pruning "
+               "ends many sooner).")
     if st.button("Start the sweep", type="primary", key="start-sweep", disabled=bool(running)):
         try:
             studies.start_background(name, sweep, timeout=budget * 60 or None, limits=ui.limits())

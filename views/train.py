@@ -40,7 +40,7 @@ with st.expander("Settings for the next run", expanded=False) if running else st
         st.caption(f"About {ui.seconds(costs.estimate_seconds(config))} from Start to Finished on this machine: "
                    f"start-up ~{ui.seconds(costs.STARTUP_SECONDS)}, "
                    f"training ~{ui.seconds(costs.training_seconds(config))} "
-                   f"({config.num_train_images:,} images × {config.num_epochs} epochs), testing and saving "
+                   f"({config.num_train_images:,} images × {ui.count(config.num_epochs, 'epoch')}), testing and saving "
                    f"~{ui.seconds(costs.finishing_seconds(config))}.")
     with st.expander("What augmentation shows the model", icon=":material/transform:"):
         augmentation_preview(config.augment if config is not None else False)

@@ -247,6 +247,11 @@ def crisp_images() -> None:
     st.html("<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>")
 
 
+def count(number: int, noun: str) -> str:
+    """1, "epoch" → '1 epoch'; 3 → '3 epochs'; 20000, "image" → '20,000 images'."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def seconds(value: float | None) -> str:
     """12.3 → '12 s', 75 → '1 min 15 s'."""
     if value is None:
@@ -272,8 +277,7 @@ def import_drawings(drawings) -> None:
     upload = st.session_state.get("import")
     if upload is not None:
         try:
-            count = drawings.import_bytes(upload.getvalue())
-            st.toast(plain(f"Imported {count} drawing{'s' * (count != 1)} from {upload.name}."))
+            st.toast(plain(f"Imported {count(drawings.import_bytes(upload.getvalue()), 'drawing')} from {upload.name}."))
         except (ValueError, OSError) as error:  # nothing was added: the message says why
             st.session_state.import_error = f"Could not import {upload.name}: {error}"
 
