@@ -277,7 +277,8 @@ def import_drawings(drawings) -> None:
     upload = st.session_state.get("import")
     if upload is not None:
         try:
-            st.toast(plain(f"Imported {count(drawings.import_bytes(upload.getvalue()), 'drawing')} from {upload.name}."))
+            added = drawings.import_bytes(upload.getvalue())
+            st.toast(plain(f"Imported {count(added, 'drawing')} from {upload.name}."))
         except (ValueError, OSError) as error:  # nothing was added: the message says why
             st.session_state.import_error = f"Could not import {upload.name}: {error}"
 
