@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from .evaluation import macro_roc
@@ -125,6 +125,9 @@ def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy",
     return _layout(fig, height=380, legend=dict(orientation="h", y=-0.25))
 
 
+OUTCOME_SCALE = [[0, "#74add1"], [0.5, "#fdae61"], [1, "#d73027"]]  # light blue to dark red: each line shows
+
+
 def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str = "val_accuracy") -> go.Figure:
     """Hyperparameters against an outcome, one line per run; axes whose values never vary are left out.
 
@@ -135,7 +138,7 @@ def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str 
     dims = [_parallel_axis(name, [float(r[name]) for r in rows], share=name == color and "accuracy" in name)
             for name in varying + [color]]
     colours = [float(r[color]) for r in rows]
-    fig = go.Figure(go.Parcoords(line=dict(color=colours, colorscale=[[0, "#74add1"], [0.5, "#fdae61"], [1, "#d73027"]],
+    fig = go.Figure(go.Parcoords(line=dict(color=colours, colorscale=OUTCOME_SCALE,
                                            showscale=True, colorbar=dict(title=_words(color))),
                                  dimensions=dims))
     return _layout(fig, height=380, margin=dict(l=60, r=40, t=60, b=20))
@@ -177,6 +180,26 @@ def trial_curves(trials: list[dict]) -> go.Figure:
     fig.update_yaxes(title="validation accuracy")
     return _layout(fig, height=380, title="Each trial, epoch by epoch (dotted, ending in ×: pruned)",
                    legend=dict(orientation="h", y=-0.2))
+
+
+def in_our_words(fig: go.Figure) -> go.Figure:
+    """An Optuna figure (optimisation history, parallel coordinates) as DigitLab draws its own: names in words
+    ("learning rate"), whole trial numbers, and parallel-coordinate lines coloured by their objective on
+    `OUTCOME_SCALE` (Optuna's white-to-blue scale left the worst trial's line white on white)."""
+    axis = fig.layout.xaxis
+    if axis.ticktext:
+        fig.update_xaxes(ticktext=[_words(text) for text in axis.ticktext])
+    if axis.title.text == "Trial":
+        fig.update_xaxes(tickformat="d", dtick=None if len(fig.data[0].x or []) > 20 else 1)
+    lines = [t for t in fig.data if t.customdata is not None and t.mode == "lines"]
+    values = [float(t.customdata[0][1]) for t in lines]  # the objective, first on each line
+    if values:
+        low, span = min(values), (max(values) - min(values)) or 1.0
+        for trace, value in zip(lines, values):
+            trace.line.color = sample_colorscale(OUTCOME_SCALE, (value - low) / span)[0]
+            trace.opacity = 0.9
+        fig.update_traces(marker_colorscale=OUTCOME_SCALE, selector=dict(mode="markers"))  # its colour bar
+    return fig
 
 
 def importances(values: dict[str, float]) -> go.Figure:

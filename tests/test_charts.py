@@ -125,6 +125,24 @@ def test_roc_zoom_and_auc_digits_that_tell_models_apart(report):
     assert charts.auc_digits([0.999996, 1.0]) == 6  # 0.99999|6 must not read as 1.00000
 
 
+def test_optunas_figures_in_our_words_show_every_trial():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    for value in (0.90, 0.95, 0.97):
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+        study.tell(trial, value)
+    history = charts.in_our_words(optuna.visualization.plot_optimization_history(study, target_name="v"))
+    assert history.layout.xaxis.dtick == 1  # trials 0, 1, 2: no 0.5
+    lines = charts.in_our_words(optuna.visualization.plot_parallel_coordinate(study, target_name="v"))
+    assert "learning rate" in lines.layout.xaxis.ticktext
+    colours = [t.line.color for t in lines.data if t.mode == "lines"]
+    assert len(colours) == 3 and "rgb(247, 251, 255)" not in colours  # the worst is light blue, not white
+    assert colours[0] == "rgb(116, 173, 209)" and colours[-1] == "rgb(215, 48, 39)"
+
+
 def test_the_zoomed_macro_roc_curve_stays_between_the_digits_curves():
     from digitlab.evaluation import load_report
     from digitlab.modelfiles import SHIPPED_DIR

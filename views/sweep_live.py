@@ -59,14 +59,14 @@ def sweep_view(name: str) -> None:
             st.toast("Stopping: running trials end within seconds.")
 
         if complete:
-            st.plotly_chart(optuna.visualization.plot_optimization_history(
-                study, target_name="validation accuracy"), key="history")
+            st.plotly_chart(charts.in_our_words(optuna.visualization.plot_optimization_history(
+                study, target_name="validation accuracy")), key="history")
         curves = [{"number": r["number"], "values": r["values"], "state": r["state"]} for r in rows if r["values"]]
         if curves:
             st.plotly_chart(charts.trial_curves(curves), key="trial-curves")
         if len(complete) >= 2:
-            st.plotly_chart(optuna.visualization.plot_parallel_coordinate(
-                study, target_name="validation accuracy"), key="parallel")
+            st.plotly_chart(charts.in_our_words(optuna.visualization.plot_parallel_coordinate(
+                study, target_name="validation accuracy")), key="parallel")
         if study.user_attrs.get("importances"):
             st.plotly_chart(charts.importances(study.user_attrs["importances"]), key="importances")
         st.dataframe(pd.DataFrame([{
