@@ -36,9 +36,9 @@ st.subheader("Models")
 entries = ui.model_entries(wait=False, start=False)  # at once: the shipped models, and runs once the store is open
 best = catalog.best_by_validation(entries)
 models_metric.metric("Models available", len(entries), width="content")
-best_metric.metric("Best by validation", f"{best['test_accuracy']:.2%}" if best else "–", width="content",
-                   help=f"{ui.plain(best['name'])}: the highest validation accuracy ({best['val_accuracy']:.2%}); "
-                        "shown is its test accuracy, which chose nothing." if best else None)
+best_metric.metric("Best model's test accuracy", f"{best['test_accuracy']:.2%}" if best else "–", width="content",
+                   help=f"{ui.plain(best['name'])}, chosen by its validation accuracy ({best['val_accuracy']:.2%}), the "
+                        "highest; its test accuracy chose nothing." if best else None)
 st.dataframe(pd.DataFrame([{
     "model": e["name"], "kind": e["model"].upper(), "validation accuracy": e["val_accuracy"],
     "test accuracy": e["test_accuracy"], "training time": ui.seconds(e["train_seconds"]),
