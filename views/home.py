@@ -36,7 +36,8 @@ st.subheader("Models")
 entries = ui.model_entries(wait=False, start=False)  # at once: the shipped models, and runs once the store is open
 best = catalog.best_by_validation(entries)
 models_metric.metric("Models available", len(entries), width="content")
-best_metric.metric("Best model's test accuracy", f"{best['test_accuracy']:.2%}" if best else "–", width="content",
+best_metric.metric("Best model's test accuracy", f"{best['test_accuracy']:.2%}" if best else "–",
+                   width="content",
                    help=f"{ui.plain(best['name'])}, chosen by its validation accuracy ({best['val_accuracy']:.2%}), the "
                         "highest; its test accuracy chose nothing." if best else None)
 st.dataframe(pd.DataFrame([{
