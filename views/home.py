@@ -37,9 +37,8 @@ entries = ui.model_entries(wait=False, start=False)  # at once: the shipped mode
 best = catalog.best_by_validation(entries)
 models_metric.metric("Models available", len(entries), width="content")
 best_metric.metric("Best model's test accuracy", f"{best['test_accuracy']:.2%}" if best else "–",
-                   width="content",
-                   help=f"{ui.plain(best['name'])}, chosen by its validation accuracy "
-                        f"({best['val_accuracy']:.2%}), the highest; its test accuracy chose nothing." if best else None)
+                   width="content", help=f"{ui.plain(best['name'])}, chosen by its validation accuracy "
+                   f"({best['val_accuracy']:.2%}), the highest; its test accuracy chose nothing." if best else None)
 st.dataframe(pd.DataFrame([{
     "model": e["name"], "kind": e["model"].upper(), "validation accuracy": e["val_accuracy"],
     "test accuracy": e["test_accuracy"], "training time": ui.seconds(e["train_seconds"]),
