@@ -6,7 +6,6 @@ light and dark themes alike; every axis is labelled.
 
 from __future__ import annotations
 
-
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
@@ -121,7 +120,7 @@ def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy",
         fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
                         line_color=(colours or {}).get(name, PALETTE[i % len(PALETTE)]))
     fig.update_xaxes(_epoch_axis(max([len(h.get(metric) or []) for h in histories.values()] + [1])))
-    fig.update_yaxes(title=_words(metric))
+    fig.update_yaxes(title=words(metric))
     return _layout(fig, height=380, legend=dict(orientation="h", y=-0.25))
 
 
@@ -139,12 +138,12 @@ def parallel_coordinates(rows: list[dict], dimensions: list[str], *, color: str 
             for name in varying + [color]]
     colours = [float(r[color]) for r in rows]
     fig = go.Figure(go.Parcoords(line=dict(color=colours, colorscale=OUTCOME_SCALE,
-                                           showscale=True, colorbar=dict(title=_words(color))),
+                                           showscale=True, colorbar=dict(title=words(color))),
                                  dimensions=dims))
     return _layout(fig, height=380, margin=dict(l=60, r=40, t=60, b=20))
 
 
-def _words(name: str) -> str:
+def words(name: str) -> str:
     """A metric's or hyperparameter's name as words: "val_accuracy" → "validation accuracy"."""
     return name.replace("val_", "validation ").replace("_", " ")
 
@@ -157,7 +156,7 @@ def _parallel_axis(name: str, values: list[float], *, share: bool) -> dict:
     pad = (high - low) / 10 or abs(low) / 10 or 1
     distinct = sorted(set(values))
     ticks = distinct if len(distinct) <= 5 else list(np.linspace(low, high, 5))
-    return dict(label=_words(name), values=values, range=[low - pad, high + pad], tickvals=ticks,
+    return dict(label=words(name), values=values, range=[low - pad, high + pad], tickvals=ticks,
                 tickformat=".2%" if share else "~g")
 
 
@@ -188,7 +187,7 @@ def in_our_words(fig: go.Figure) -> go.Figure:
     `OUTCOME_SCALE` (Optuna's white-to-blue scale left the worst trial's line white on white)."""
     axis = fig.layout.xaxis
     if axis.ticktext:
-        fig.update_xaxes(ticktext=[_words(text) for text in axis.ticktext])
+        fig.update_xaxes(ticktext=[words(text) for text in axis.ticktext])
     if axis.title.text == "Trial":
         fig.update_xaxes(tickformat="d", dtick=None if len(fig.data[0].x or []) > 20 else 1)
     lines = [t for t in fig.data if t.customdata is not None and t.mode == "lines"]
@@ -205,7 +204,7 @@ def in_our_words(fig: go.Figure) -> go.Figure:
 def importances(values: dict[str, float]) -> go.Figure:
     """Hyperparameter importances (fractions summing to 1), the most important on top."""
     names = sorted(values, key=values.get)
-    fig = go.Figure(go.Bar(x=[values[n] for n in names], y=[_words(n) for n in names], orientation="h",
+    fig = go.Figure(go.Bar(x=[values[n] for n in names], y=[words(n) for n in names], orientation="h",
                            text=[f"{values[n]:.0%}" for n in names], marker_color=TRAIN))
     fig.update_xaxes(title="importance for validation accuracy (fANOVA)", range=[0, 1], tickformat=".0%")
     return _layout(fig, height=max(180, 80 + 40 * len(names)), title="Hyperparameter importances")

@@ -121,7 +121,7 @@ def training_seconds(config: RunConfig, *, native_bfloat16: bool | None = None) 
     """
     if not (cpu_has_bfloat16() if native_bfloat16 is None else native_bfloat16):
         images = config.num_train_images
-        per_epoch = (math.ceil(images / config.batch_size) * 0.73e-3 + (images * 92.6e-6 if config.augment else 0.0))
+        per_epoch = math.ceil(images / config.batch_size) * 0.73e-3 + (images * 92.6e-6 if config.augment else 0.0)
         return 4.1 + config.num_epochs * per_epoch + training_flops(config) / 46.6e9
     run, *epochs = (constant * term for constant, term in zip(BFLOAT16_TIME, bfloat16_time_terms(config)))
     return run + sum(epochs) * (1.5 if config.precision == "float32" else 1.0)  # "auto" is bfloat16 on such a CPU

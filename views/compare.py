@@ -33,7 +33,7 @@ if runs:
     histories = {runs[i].name: store.history(runs[i].run_id) for i in rows}
     colours = {runs[i].name: charts.run_colour(len(runs) - 1 - i) for i in rows}  # runs: newest first
     metric = st.radio("Curve", ["val_accuracy", "val_loss", "accuracy", "loss"], horizontal=True, key="metric",
-                      format_func=lambda name: name.replace("val_", "validation ").replace("_", " "))
+                      format_func=charts.words)
     st.plotly_chart(charts.compare_curves(histories, metric=metric, colours=colours), key="overlay")
 
     finished = [r for r in runs if "val_accuracy" in r.metrics]

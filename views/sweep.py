@@ -2,7 +2,7 @@ import time
 
 import streamlit as st
 
-from digitlab import config as cfg, jobs, studies, sweeps
+from digitlab import charts, config as cfg, jobs, studies, sweeps
 from views import ui
 from views.sweep_live import sweep_view
 
@@ -33,12 +33,12 @@ pruner = row[4].selectbox("Pruner", sweeps.PRUNERS, key="pruner",
                           help="median: stop a trial below the median of earlier ones at the same epoch. "
                                "hyperband: successive halving over epochs.")
 chosen = st.multiselect("Hyperparameters to search", list(sweeps.SEARCHABLE), default=list(sweeps.DEFAULT_PARAMS),
-                        key="params", format_func=lambda n: n.replace("_", " "))
+                        key="params", format_func=charts.words)
 ranges, columns = {}, st.columns(4)
 for i, param in enumerate(chosen):
     default, log = sweeps.SEARCHABLE[param], cfg.FIELDS[param].log
     ranges[param] = columns[i % 4].text_input(
-        param.replace("_", " "), default.format(max_epochs=int(max_epochs)), key=f"range-{param}",
+        charts.words(param), default.format(max_epochs=int(max_epochs)), key=f"range-{param}",
         help=("low..high, searched on a log scale" if log else "low..high") + ", or choices a,b,c")
 
 try:

@@ -71,7 +71,7 @@ def sweep_view(name: str) -> None:
             st.plotly_chart(charts.importances(study.user_attrs["importances"]), key="importances")
         st.dataframe(pd.DataFrame([{
             "trial": r["number"], "state": r["state"], "validation accuracy": r["value"],
-            **{k.replace("_", " "): v for k, v in r["params"].items()}, "epochs": r["epochs"],
+            **{charts.words(k): v for k, v in r["params"].items()}, "epochs": r["epochs"],
             "seconds": r["seconds"] and round(r["seconds"]), "note": r["note"], "worker": r["worker"]}
             for r in rows]), hide_index=True, key="trials",
             column_config={"validation accuracy": st.column_config.NumberColumn(format="percent")})
