@@ -146,3 +146,19 @@ def test_the_augmentation_preview_shows_training_copies_and_redraws(home):
     [again] = at.get("image")
     assert again.proto.imgs[0].url != first  # other random copies
     assert any("Augmentation is off" in c.value for c in at.caption)  # the reference preset trains without it
+
+
+def test_the_live_eta_is_kept_per_phase_so_a_new_phase_shows_its_own_at_once():
+    def page():
+        import streamlit as st
+
+        from views.live_job import _steady_eta
+
+        st.session_state.training = _steady_eta("job/training", 80.0, None)
+        st.session_state.later = _steady_eta("job/training", 20.0, None)  # a jump within a phase: moved toward
+        st.session_state.testing = _steady_eta("job/testing", 5.0, None)  # Stop, then testing: its own ETA
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert at.session_state.training == 80.0 and 60.0 < at.session_state.later <= 80.0
+    assert at.session_state.testing == 5.0
