@@ -11,7 +11,6 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
-from .evaluation import macro_roc
 from .pictures import montage
 
 PALETTE = qualitative.Plotly  # 10 colours, one per digit
@@ -261,8 +260,7 @@ def roc_curves(roc: dict, auc: dict, *, corner: bool = False) -> go.Figure:
     keys = [key for key in [str(d) for d in range(10)] + ["micro", "macro"] if key in roc]
     digits = auc_digits([auc[key] for key in keys])
     for key in keys:
-        # The macro curve from the digits' own (reports saved before `macro_roc` held a coarse one: wrong zoomed in).
-        fpr, tpr = macro_roc(roc) if key == "macro" else roc[key]
+        fpr, tpr = roc[key]
         average = not key.isdigit()
         if corner:  # a log axis cannot show 0: start each curve at the first positive false positive rate
             keep = fpr > 0

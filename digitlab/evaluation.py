@@ -141,6 +141,8 @@ def load_report(path) -> EvaluationReport:
         roc = {key: (f[f"roc_{key}_fpr"], f[f"roc_{key}_tpr"]) for key in auc if f"roc_{key}_fpr" in f}
         values = {field.name: f[field.name] for field in fields(EvaluationReport) if field.name not in ("auc", "roc")}
     values["accuracy"], values["loss"] = float(values["accuracy"]), float(values["loss"])
+    if "macro" in roc:  # from the digits' curves: reports saved before `macro_roc` hold a coarse 201-point one
+        roc["macro"] = macro_roc(roc)
     return EvaluationReport(**values, auc=auc, roc=roc)
 
 

@@ -147,7 +147,7 @@ def test_the_zoomed_macro_roc_curve_stays_between_the_digits_curves():
     from digitlab.evaluation import load_report
     from digitlab.modelfiles import SHIPPED_DIR
 
-    report = load_report(SHIPPED_DIR / "cnn.report.npz")  # saved with a coarse macro curve: drawn from the digits'
+    report = load_report(SHIPPED_DIR / "cnn.report.npz")  # saved with a coarse macro curve: made again on loading
     for corner in (True, False):
         fig = charts.roc_curves(report.roc, report.auc, corner=corner)
         macro = next(t for t in fig.data if t.name.startswith("macro"))
