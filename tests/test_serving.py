@@ -69,8 +69,9 @@ def test_fresh_runs_serve_like_keras_with_augmentation_and_batch_norm(fresh_runs
 
 
 def test_graphs_hold_the_lean_gradients(fresh_runs):
-    """CNN: each convolution's gradient is a Conv (serving_graph._convolve), not a ConvTranspose with shape nodes
-    around it. ANN: its first kernel is stored once (not again transposed for the gradient), gathered by inked pixel."""
+    """CNN: each convolution's gradient is a Conv (serving_graph._convolve), but the first's (one input channel), a
+    ConvTranspose with explicit padding; none has shape nodes around it (tf2onnx's Sub/Div pads). ANN: its first
+    kernel is stored once (not again transposed for the gradient), gathered by inked pixel."""
     store, run_ids = fresh_runs
     for model_id, kwargs in (("cnn", {}), (run_ids[1], {"store": store}), ("ann", {}), (run_ids[0], {"store": store})):
         model = load_model(model_id, **kwargs)
@@ -78,7 +79,9 @@ def test_graphs_hold_the_lean_gradients(fresh_runs):
         ops = [node.op_type for node in graph.node]
         convs = sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
         if convs:
-            assert convs >= 2 and "ConvTranspose" not in ops and ops.count("Conv") == 2 * convs
+            assert convs >= 2 and ops.count("ConvTranspose") == 1 and ops.count("Conv") == 2 * convs - 1
+            transposed = next(node for node in graph.node if node.op_type == "ConvTranspose")
+            assert "pads" in [a.name for a in transposed.attribute] and not {"Sub", "Div"} & set(ops)
         else:
             first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense)).kernel.shape
             assert [tuple(i.dims) for i in graph.initializer].count(tuple(first)) == 1
