@@ -1,6 +1,9 @@
 """Every page renders in AppTest with real data, models and store; a run started on Train reaches Results/Compare."""
 
 import re
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -42,6 +45,23 @@ def app(page=None):
 def test_page_renders_without_exception(home, page):
     at = app(page)
     assert at.title[0].value in ("DigitLab", "Train a model", "Results", "Draw a digit", "Compare runs")
+
+
+def test_a_servers_first_page_run_skips_streamlits_slow_first_time_checks(home):
+    """The first visitor of a fresh server waits for them: a REPL check (inspect.stack() over every loaded module,
+    80 ms) and an emoji page icon's catalogue (70 ms). Run in a new process, as a server's first page run is."""
+    script = textwrap.dedent(f"""
+        import sys
+        from streamlit import env_util
+        from streamlit.testing.v1 import AppTest
+        checks = []
+        env_util.is_repl = lambda: checks.append(1) or False
+        at = AppTest.from_file({str(APP)!r}, default_timeout=120).run()
+        assert not at.exception, at.exception
+        print(len(checks), "streamlit.emojis" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
 
 
 def test_home_shows_dataset_and_models(home):
