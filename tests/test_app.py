@@ -87,6 +87,17 @@ def test_draw_page_waits_for_a_drawing(home):
     assert not at.metric  # no guess on a blank canvas
 
 
+def test_inside_shows_the_last_drawing_from_draw_that_it_analyses(home, mnist):
+    from digitlab.preprocessing import scale_images
+
+    at = app()
+    at.session_state["last_drawing"] = scale_images(mnist.x_test[:1])[0]  # a 7, as Draw leaves it
+    at.switch_page("views/inside.py").run()
+    assert_healthy(at)
+    [shown] = [i for e in at.get("image") for i in e.proto.imgs if "Your last drawing" in i.caption]
+    assert any(re.search(r"\*\*.+: 7\*\* \(\d+%\)", m.value) for m in at.markdown)
+
+
 def test_replay_shows_the_misread_drawings_first_and_at_most_fifty(home, mnist):
     from digitlab.drawings import DrawingSet
     from views.draw import REPLAY_SHOWN

@@ -148,6 +148,25 @@ def test_the_augmentation_preview_shows_training_copies_and_redraws(home):
     assert any("Augmentation is off" in c.value for c in at.caption)  # the reference preset trains without it
 
 
+def test_stop_says_which_epoch_it_stopped_in_and_of_how_many():
+    def page():
+        import time
+
+        from digitlab.config import RunConfig
+        from digitlab.jobs import Job
+        from views.live_job import _status
+
+        for progress in ({"phase": "training", "epoch": 4, "num_epochs": 4, "batch": 10, "batches_per_epoch": 100},
+                         {"phase": "testing"}, {"phase": "starting"}):
+            _status(Job("20260101-120000-0123456789abcdef", RunConfig(), "", "cli", "running", time.time(),
+                        cancel_requested=True, progress=progress))
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert [w.value.split(".")[0] for w in at.warning] == [
+        "Stopped during epoch 4 of 4", "Stopped after training", "Stopped before its first epoch"]
+
+
 def test_the_live_eta_is_kept_per_phase_so_a_new_phase_shows_its_own_at_once():
     def page():
         import streamlit as st

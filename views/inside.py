@@ -52,9 +52,12 @@ def drawing(canvas_image, answer):
             return prepare_image(canvas_image).image
     except BlankImageError:
         pass
-    if st.session_state.get("last_drawing") is not None:
-        answer.caption("Your last drawing from the Draw page; draw here to use a new one.")
-        return st.session_state.last_drawing
+    last = st.session_state.get("last_drawing")
+    if last is not None:  # shown, or the empty canvas beside the pictures would seem to be what they show
+        answer.image((last * 255).astype(np.uint8), width=84, output_format="PNG",
+                     caption="Your last drawing from the Draw page, as the model sees it (28×28). Draw here to use a "
+                             "new one.")
+        return last
     answer.info("Draw a digit", icon=":material/draw:")
     return None
 

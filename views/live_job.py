@@ -72,7 +72,9 @@ def _status(job: jobs.Job) -> None:
                 "trainings ahead of it end). Stop takes it out of the queue.", icon=":material/hourglass_top:")
         _stop_button(job)
     elif job.status == "running" and job.cancel_requested:
-        st.warning(f"Stopped at epoch {p.get('epoch', 1)}. Keeping what it learned: "
+        at = (f"during epoch {p['epoch']} of {p['num_epochs']}" if phase == "training" and "num_epochs" in p
+              else "after training" if phase in ("testing", "saving") else "before its first epoch")
+        st.warning(f"Stopped {at}. Keeping what it learned: "
                    f"{PHASES.get(phase, 'finishing the last batches').lower()}{left}.", icon=":material/stop_circle:")
     elif job.status == "running" and phase == "training":
         st.progress(min(1.0, p.get("fraction", 0.0)), text=f"Training: epoch {p['epoch']}/{p['num_epochs']} · "
