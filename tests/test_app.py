@@ -94,7 +94,9 @@ def test_inside_shows_the_last_drawing_from_draw_that_it_analyses(home, mnist):
     at.session_state["last_drawing"] = scale_images(mnist.x_test[:1])[0]  # a 7, as Draw leaves it
     at.switch_page("views/inside.py").run()
     assert_healthy(at)
-    [shown] = [i for e in at.get("image") for i in e.proto.imgs if "Your last drawing" in i.caption]
+    assert any(c.value.startswith("Your last drawing from the Draw page") for c in at.caption)
+    layers = 1 + 4 + 1  # the shipped CNN's first filters, its 4 convolutions' maps, its hidden units
+    assert len(at.get("image")) == 1 + layers  # and the drawing itself, first
     assert any(re.search(r"\*\*.+: 7\*\* \(\d+%\)", m.value) for m in at.markdown)
 
 

@@ -54,9 +54,9 @@ def drawing(canvas_image, answer):
         pass
     last = st.session_state.get("last_drawing")
     if last is not None:  # shown, or the empty canvas beside the pictures would seem to be what they show
-        answer.image((last * 255).astype(np.uint8), width=84, output_format="PNG",
-                     caption="Your last drawing from the Draw page, as the model sees it (28×28). Draw here to use a "
-                             "new one.")
+        row = answer.container(horizontal=True, vertical_alignment="center")
+        row.image((last * 255).astype(np.uint8), width=84, output_format="PNG")
+        row.caption("Your last drawing from the Draw page, as the model sees it (28×28). Draw here to use a new one.")
         return last
     answer.info("Draw a digit", icon=":material/draw:")
     return None
