@@ -78,13 +78,13 @@ def training_curves(history: dict, *, running: dict | None = None, title: str = 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
     for col, metric in ((1, "loss"), (2, "accuracy")):
         if running and running.get(metric):
-            fig.add_scatter(x=running["epoch"], y=running[metric], name="train (running)", mode="lines",
+            fig.add_scatter(x=running["epoch"], y=running[metric], name="train (running mean)", mode="lines",
                             line=dict(color=TRAIN, width=1, dash="dot"), legendgroup="running",
                             showlegend=col == 1, row=1, col=col, hoverinfo="skip")
         for key, name, colour in ((metric, "train", TRAIN), (f"val_{metric}", "validation", VALIDATION)):
             values = history.get(key) or []
             if values:
-                fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
+                fig.add_scatter(x=epochs_of(history, len(values)), y=values, name=name, mode="lines+markers",
                                 line_color=colour, legendgroup=name, showlegend=col == 1, row=1, col=col,
                                 hovertemplate=f"epoch %{{x}}: {name} {metric} %{{y:.4f}}<extra></extra>")
         epochs = num_epochs or max([len(history.get(k) or []) for k in history] + [1])
@@ -93,6 +93,13 @@ def training_curves(history: dict, *, running: dict | None = None, title: str = 
     fig.update_yaxes(title="accuracy", row=1, col=2)
     return _layout(fig, height=360, title=title, legend=dict(orientation="h", y=-0.25),
                    margin=dict(l=10, r=10, t=64, b=60))  # the titles clear the toolbar a phone always shows
+
+
+def epochs_of(history: dict, count: int) -> list[float]:
+    """The x of a history's `count` per-epoch values: where each epoch ended (history["epoch"]: a stopped last epoch
+    sits part-way, 2.11), else 1, 2, … for histories from before that was kept."""
+    ends = history.get("epoch") or []
+    return list(ends[:count]) if len(ends) >= count else list(range(1, count + 1))
 
 
 def _epoch_axis(epochs: int) -> dict:
@@ -116,7 +123,7 @@ def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy",
     fig = go.Figure()
     for i, (name, history) in enumerate(histories.items()):
         values = history.get(metric) or []
-        fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
+        fig.add_scatter(x=epochs_of(history, len(values)), y=values, name=name, mode="lines+markers",
                         line_color=(colours or {}).get(name, PALETTE[i % len(PALETTE)]))
     fig.update_xaxes(_epoch_axis(max([len(h.get(metric) or []) for h in histories.values()] + [1])))
     fig.update_yaxes(title=words(metric))

@@ -24,7 +24,7 @@ class Outcome:
     def summary(self) -> dict:
         """The JSON line `train --json` ends with."""
         r = self.result
-        last = {k: v[-1] for k, v in r.history.items() if k != "seconds" and v}
+        last = {k: v[-1] for k, v in r.history.items() if k not in ("seconds", "epoch") and v}
         return {
             "run_id": self.run_id, "model": r.config.model, "epochs_run": r.epochs_run, "stopped": r.stopped,
             "test_accuracy": self.report.accuracy, "test_loss": self.report.loss,

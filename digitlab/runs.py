@@ -186,9 +186,10 @@ class RunStore:
                                  "list the runs with `python -m digitlab runs`") from None
 
     def history(self, run_id: str) -> dict[str, list[float]]:
-        """Per-epoch metrics of a run: {"loss": [...], "val_accuracy": [...], ...} ordered by epoch."""
+        """Per-epoch metrics of a run: {"loss": [...], "val_accuracy": [...], ..., "epoch": [1.0, 2.0, 2.11]} ordered
+        by epoch ("epoch": where each ended, a stopped one part-way; runs made before it was logged have none)."""
         out = {}
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "epoch"):
             points = sorted(self.client.get_metric_history(check_run_id(run_id), key), key=lambda m: m.step)
             if points:
                 out[key] = [m.value for m in points]

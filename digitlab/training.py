@@ -159,11 +159,7 @@ class _Reporter(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.batch = min(batch + 1, self.batches_per_epoch)  # `batch` is the last of the execution's steps
-        if self.should_stop is not None:
-            reason = self.should_stop()
-            if reason:
-                self.stopped = reason if isinstance(reason, str) else "cancelled"
-                self.model.stop_training = True
+        self._poll()
         now = time.perf_counter()
         if self.on_progress is not None and now - self.last_report >= self.interval:
             self.last_report = now
@@ -175,8 +171,18 @@ class _Reporter(keras.callbacks.Callback):
             if key in logs:
                 self.history.setdefault(key, []).append(float(logs[key]))
         self.history.setdefault("seconds", []).append(time.perf_counter() - self.epoch_start)
+        # Where the epoch ended: a stopped epoch is part of one (2.11 = epoch 3 stopped after 11% of its batches).
+        self.history.setdefault("epoch", []).append(round(epoch + self.batch / self.batches_per_epoch, 4))
+        self._poll()  # a Stop pressed while it was validating: no new epoch starts
         if self.on_progress is not None:
             self._send(self.batch, logs, epoch_end=True)  # fewer than batches_per_epoch when stopped
+
+    def _poll(self) -> None:
+        if self.should_stop is not None and not self.model.stop_training:
+            reason = self.should_stop()
+            if reason:
+                self.stopped = reason if isinstance(reason, str) else "cancelled"
+                self.model.stop_training = True
 
     def _send(self, batch, logs, *, epoch_end):
         elapsed = time.perf_counter() - self.start

@@ -222,6 +222,15 @@ def test_a_bad_sweep_range_is_quoted_as_typed_never_as_markdown(home):
     assert "**1**" not in errors[0] and "](http" not in errors[0]  # escaped: no bold, no link
 
 
+def test_compare_says_a_run_was_stopped_by_you_in_words(home):
+    from digitlab.runs import RunStore
+
+    store = RunStore()
+    store.client.set_tag(finished_run(store, "", 0.9), "digitlab.stopped", "cancelled")
+    at = visitor_session("", "views/compare.py")
+    assert list(at.dataframe[0].value["status"]) == ["stopped by you"]  # was "finished (cancelled)"
+
+
 def test_a_run_name_is_shown_as_written_never_as_markdown(home):
     # Names come from DigitLab, but a shared MLflow store lets anyone rename a run.
     from digitlab.runs import RunStore

@@ -49,7 +49,10 @@ def test_training_curves_show_train_and_validation(tiny_outcome):
     assert list(fig.data[3].y) == history["val_accuracy"]
     assert fig.layout.xaxis.range == (0, 5.5)
     live = charts.training_curves(history, running={"epoch": [0.5, 1.0], "loss": [1.2, 0.9], "accuracy": [.5, .7]})
-    assert live.data[0].name == "train (running)" and list(live.data[0].x) == [0.5, 1.0]
+    assert live.data[0].name == "train (running mean)" and list(live.data[0].x) == [0.5, 1.0]
+    stopped = charts.training_curves({"loss": [0.5, 0.3, 0.35], "epoch": [1.0, 2.0, 2.1135]})  # Stop in epoch 3
+    assert list(stopped.data[0].x) == [1.0, 2.0, 2.1135]  # the last point part-way, not a whole third epoch
+    assert list(charts.compare_curves({"a": {"val_accuracy": [0.9, 0.95]}}).data[0].x) == [1, 2]  # older runs
     assert _axis_titles(fig)["yaxis2"] == "accuracy"
     assert len(charts.training_curves({}).data) == 0  # nothing yet: an empty figure, not an error
 

@@ -36,6 +36,20 @@ def test_cancellation_stops_within_one_execution(mnist, steps_per_execution):
     assert len(polls) == 3  # polled after every execution, never again after the stop
     assert result.epochs_run == 1  # stopped mid-epoch 1 of 5
     assert max(seen) == 3 * steps_per_execution  # the last batch trained: the third execution's last of 85
+    assert result.history["epoch"] == [round(3 * steps_per_execution / 85, 4)]  # where it ended: part-way
+
+
+def test_a_stop_during_validation_starts_no_new_epoch(mnist):
+    polls = []
+
+    def should_stop():  # after epoch 1's one execution of 85 batches: no; at its end (validation done): stop
+        polls.append(1)
+        return "cancelled" if len(polls) >= 2 else None
+
+    config = RunConfig(model="ann", num_epochs=3, batch_size=32, train_limit=3000)
+    result = train(config, mnist, should_stop=should_stop, steps_per_execution=85)
+    assert result.stopped == "cancelled" and len(polls) == 2
+    assert result.epochs_run == 1 and result.history["epoch"] == [1.0]  # a whole epoch, and no part of a second
 
 
 def test_bfloat16_training_returns_a_float32_model_as_accurate(mnist):

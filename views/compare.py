@@ -11,13 +11,16 @@ if not runs:
     st.info("No runs yet. Train one on the Train page; the shipped models are compared below.",
             icon=":material/model_training:")
 
+STOPPED = {"cancelled": "stopped by you", "early_stopping": "finished (early stopping)",
+           "time limit": "stopped at the time limit"}
+
 if runs:
     # Outcomes first, so they stay on screen; the hyperparameters follow (the table scrolls sideways on a phone).
     table = pd.DataFrame([{
         "run": r.name, "model": r.config.model.upper(),
         "validation accuracy": r.metrics.get("val_accuracy"), "test accuracy": r.metrics.get("test_accuracy"),
         "training time (s)": r.metrics.get("train_seconds"), "parameters": r.metrics.get("num_parameters"),
-        "status": r.status.lower() + (f" ({r.stopped})" if r.stopped else ""),
+        "status": STOPPED.get(r.stopped) or r.status.lower() + (f" ({r.stopped})" if r.stopped else ""),
         "epochs": r.config.num_epochs, "batch": r.config.batch_size, "learning rate": r.config.learning_rate,
         "dropout": r.config.dropout_rate, "images": r.config.num_train_images,
     } for r in runs])
