@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,6 +262,13 @@ def made_with(params: dict, name: str, *, model: str) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # Validation and parsing, from FIELDS: each error says "<field> must be <allowed>, got <value>".
 # ---------------------------------------------------------------------------------------------------------------
+
+def in_words(message: str, *, labels: dict[str, str] | None = None) -> str:
+    """An error as a form says it: each "<field> must be" names the field by its label ("Epochs must be …"), as do
+    `labels` for names that are not hyperparameters (a sweep's num_trials)."""
+    names = {**{name: field.label for name, field in FIELDS.items()}, **(labels or {})}
+    return re.sub(r"\b([a-z_]+)(?= must be )", lambda m: names.get(m.group(1), m.group(1)), message)
+
 
 def _choice(name, value, allowed):
     if value not in allowed:

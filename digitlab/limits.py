@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from . import costs
-from .config import TRAIN_SIZE, RunConfig
+from .config import FIELDS, TRAIN_SIZE, RunConfig
 
 GB = 1024**3
 
@@ -79,7 +79,7 @@ class Limits:
                 value = TRAIN_SIZE  # "all 60,000"
             if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
                 out[name] = min(max(value, low), high)
-                notes.append(f"{name.replace('_', ' ')} {value:,} → {out[name]:,} (the "
+                notes.append(f"{FIELDS[name].label} {value:,} → {out[name]:,} (the "
                              f"{'public demo' if self.public else 'allowed'} range is {low:,}–{high:,})")
         return out, notes
 

@@ -80,8 +80,11 @@ def parse_param(spec: str, *, max_epochs: int) -> Dimension:
         choices = tuple(dict.fromkeys(_value(kind, part) for part in text.split(",")))
         return Dimension(name, choices=choices)
     except ValueError as error:
-        raise ValueError(f"{name} must be a range like {default.format(max_epochs=max_epochs)} or choices like "
-                         f"a,b,c of {kind.__name__} values, got {text!r} ({error})") from None
+        example = default.format(max_epochs=max_epochs)
+        forms = (f"a range like {example} or choices like a,b,c" if ".." in example else f"choices like {example}"
+                 + ("" if kind is bool else " or a range like low..high"))
+        noun = {float: "numbers", int: "whole numbers", bool: "true or false"}[kind]
+        raise ValueError(f"{name} must be {forms} ({noun}), got {text!r}: {error}") from None
 
 
 def value_type(name: str) -> type:
@@ -95,7 +98,10 @@ def _value(kind, text: str):
         if text not in ("true", "false"):
             raise ValueError(f"{text!r} is not true or false")
         return text == "true"
-    return kind(text)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
 
 
 @dataclass(frozen=True)

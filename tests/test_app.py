@@ -220,6 +220,7 @@ def test_a_bad_sweep_range_is_quoted_as_typed_never_as_markdown(home):
     errors = [e.value for e in at.error if "Cannot sweep" in e.value]
     assert len(errors) == 1 and typed in shown(errors[0]), errors
     assert "**1**" not in errors[0] and "](http" not in errors[0]  # escaped: no bold, no link
+    assert shown(errors[0]).startswith("Cannot sweep with these settings: Learning rate must be a range like")
 
 
 def test_compare_says_a_run_was_stopped_by_you_in_words(home):

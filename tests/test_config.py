@@ -1,5 +1,6 @@
 import pytest
 
+from digitlab import config as cfg
 from digitlab.config import PRESETS, RunConfig, made_with, preset, recipe
 
 
@@ -98,3 +99,10 @@ def test_cnn_only_fields_are_ignored_for_the_ann():
 def test_num_train_images_accounts_for_limit_and_split():
     assert RunConfig(train_limit=1000, validation_split=0.1).num_train_images == 900
     assert RunConfig().num_train_images == 54_000
+
+
+def test_errors_in_words_name_fields_by_their_labels():
+    assert cfg.in_words("num_epochs must be an integer from 1 to 200, got 0") == (
+        "Epochs must be an integer from 1 to 200, got 0")
+    assert cfg.in_words("the low end must be below the high end") == "the low end must be below the high end"
+    assert cfg.in_words("num_trials must be an integer", labels={"num_trials": "Trials"}) == "Trials must be an integer"

@@ -47,15 +47,23 @@ def test_default_space_and_ranges():
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(params=("dropout_rate=0..0.95",)), "dropout_rate=0..0.95: dropout_rate must be a number from 0 to 0.9, got 0.95"),
+    (dict(params=("dropout_rate=0..0.95",)),
+     "dropout_rate=0..0.95: dropout_rate must be a number from 0 to 0.9, got 0.95"),
     (dict(params=("learning_rate=0..0.1",)), "a log-scale range must start above 0"),
-    (dict(params=("hidden_units=a..b",)), "hidden_units must be a range like 32..256 or choices like a,b,c of int"),
+    (dict(params=("hidden_units=a..b",)), r"hidden_units must be a range like 32..256 or choices like a,b,c \(whole "
+                                          r"numbers\), got 'a..b': 'a' is not a whole number$"),
+    (dict(params=("learning_rate=abc",)), r"learning_rate must be a range like 0.0001..0.01 or choices like a,b,c "
+                                          r"\(numbers\), got 'abc': 'abc' is not a number$"),
+    (dict(params=("batch_size=32.5,64",)), r"batch_size must be choices like 32,64,128,256 or a range like low..high "
+                                           r"\(whole numbers\), got '32.5,64': '32.5' is not a whole number$"),
     (dict(params=("batch_size=64,0",)), "batch_size must be an integer from 1 to 4096, got 0"),
-    (dict(params=("augment=yes",)), "'yes' is not true or false"),
+    (dict(params=("augment=yes",)), r"augment must be choices like false,true \(true or false\), got 'yes': 'yes' is "
+                                    "not true or false"),
     (dict(params=("momentum",)), "cannot search 'momentum'; searchable: learning_rate"),
     (dict(params=("learning_rate", "learning_rate=0.001..0.1")), "each hyperparameter may be searched once"),
     (dict(params=("filters",), model="ann"), "filters is a CNN hyperparameter"),
-    (dict(params=("filters=8..300",)), r"filters=8..300 \(log\): the first block\'s filters can be at most 256 \(2 blocks, each doubling the last: 300 gives 600"),
+    (dict(params=("filters=8..300",)), r"filters=8..300 \(log\): the first block\'s filters can be at most 256 "
+                                       r"\(2 blocks, each doubling the last: 300 gives 600"),
     (dict(params=()), "params must name at least one hyperparameter"),
     (dict(max_epochs=0), "num_epochs must be an integer from 1 to 200, got 0"),
     (dict(train_limit=10), "train_limit must be an integer from 100 to 60000, or 0 for all 60,000, got 10"),

@@ -46,7 +46,7 @@ def test_a_value_outside_the_range_is_refused_not_ignored(home):
     """Issue 15, defect 5: typing 100000 epochs was silently ignored and Start trained with the old value."""
     at = app("views/train.py")
     at.number_input(key="form-num_epochs").set_value(100000).run()
-    assert "num_epochs must be an integer from 1 to 200, got 100000" in shown(at.error[0].value)
+    assert "Epochs must be an integer from 1 to 200, got 100000" in shown(at.error[0].value)  # as labelled
     assert start_button(at).disabled
     at.number_input(key="form-num_epochs").set_value(3).run()
     assert not at.error and not start_button(at).disabled
@@ -77,10 +77,10 @@ def test_the_form_is_kept_after_visiting_another_page(home):
 def test_bad_link_values_are_named_in_the_users_words_and_ignored(home):
     at = from_link({"learning_rate": "5", "num_epochs": "ten", "model": "rnn", "train_limit": "abc"})
     warnings = " ".join(shown(w.value) for w in at.warning)
-    assert "learning_rate must be a number above 0, at most 1, got 5.0" in warnings
-    assert "num_epochs must be an integer from 1 to 200, got 'ten'" in warnings
-    assert "model must be one of ann, cnn, got 'rnn'" in warnings
-    assert "train_limit must be an integer from 100 to 60000, or 0 for all 60,000, got 'abc'" in warnings
+    assert "Learning rate must be a number above 0, at most 1, got 5.0" in warnings
+    assert "Epochs must be an integer from 1 to 200, got 'ten'" in warnings
+    assert "Model must be one of ann, cnn, got 'rnn'" in warnings
+    assert "Training images must be an integer from 100 to 60000, or 0 for all 60,000, got 'abc'" in warnings
     assert at.number_input(key="form-num_epochs").value == 10  # the preset's value stands
 
 
@@ -128,7 +128,7 @@ def test_the_public_form_starts_inside_the_caps_and_clamps_links_with_a_note(hom
     assert not start_button(at).disabled
     linked = from_link({"model": "cnn", "num_epochs": "50", "train_limit": "60000"})
     notes = " ".join(shown(w.value) for w in linked.warning)
-    assert "num epochs 50 → 5" in notes and "train limit 60,000 → 20,000" in notes
+    assert "Epochs 50 → 5" in notes and "Training images 60,000 → 20,000" in notes
     assert linked.slider(key="form-num_epochs").value == 5 and linked.slider(key="form-train_limit").value == 20000
     linked.button(key="start").click().run()
     assert not linked.error and linked.session_state.job_id  # Start works on clamped values

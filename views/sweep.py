@@ -6,6 +6,8 @@ from digitlab import charts, config as cfg, jobs, studies, sweeps
 from views import ui
 from views.sweep_live import sweep_view
 
+SWEEP_LABELS = {"study": "Study", "num_trials": "Trials"}  # names in SweepConfig's errors, as this page labels them
+
 st.title("Sweep hyperparameters")
 if ui.limits().public:
     st.info("Sweeps are off in the public demo: every trial is a full training. Run DigitLab on your own machine "
@@ -50,7 +52,8 @@ try:
         raise ValueError(f"the time budget must be 0 (none) or more minutes, got {budget}")
 except ValueError as error:
     sweep = None
-    st.error(ui.plain(f"Cannot sweep with these settings: {error}"), icon=":material/block:")
+    st.error(ui.plain(f"Cannot sweep with these settings: {cfg.in_words(str(error), labels=SWEEP_LABELS)}"),
+             icon=":material/block:")
 
 running = st.session_state.get("sweep") and studies.background_alive(st.session_state.sweep)
 existing = studies.study_names()

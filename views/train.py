@@ -1,6 +1,6 @@
 import streamlit as st
 
-from digitlab import catalog, costs, jobs
+from digitlab import catalog, config as cfg, costs, jobs
 from views import live_job, train_form, ui
 from views.augmentation import augmentation_preview
 from views.visitor import visitor_id
@@ -35,7 +35,7 @@ with st.expander("Settings for the next run", expanded=False) if running else st
         st.caption(f"Your own recipe: it differs from preset `{st.session_state.train_form['preset']}`, so the run "
                    "is named `custom` and no measured figure applies; the estimate below is for this machine.")
     if problem:
-        st.error(ui.plain(f"Cannot train with these settings: {problem}"), icon=":material/block:")
+        st.error(ui.plain(f"Cannot train with these settings: {cfg.in_words(problem)}"), icon=":material/block:")
     else:
         st.caption(f"About {ui.seconds(costs.estimate_seconds(config))} from Start to Finished on this machine: "
                    f"start-up ~{ui.seconds(costs.STARTUP_SECONDS)}, "

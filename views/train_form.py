@@ -159,4 +159,4 @@ def mirror_in_url(job_id: str | None) -> None:
 
 def show_notes(notes: list[str]) -> None:
     for note in notes:
-        st.warning(plain(f"From the link: {note}"), icon=":material/link:")
+        st.warning(plain(f"From the link: {cfg.in_words(note)}"), icon=":material/link:")
