@@ -50,6 +50,11 @@ def test_a_value_outside_the_range_is_refused_not_ignored(home):
     assert start_button(at).disabled
     at.number_input(key="form-num_epochs").set_value(3).run()
     assert not at.error and not start_button(at).disabled
+    for key, value, message in (("num_epochs", -3, "Epochs must be an integer from 1 to 200, got -3"),
+                                ("seed", -1, "Seed must be an integer from 0")):  # below the range, as above it
+        at.number_input(key=f"form-{key}").set_value(value).run()
+        assert message in shown(at.error[0].value) and start_button(at).disabled
+        at.number_input(key=f"form-{key}").set_value(3).run()
 
 
 def test_the_ann_has_no_cnn_only_fields_and_is_not_blocked_by_them(home):
