@@ -102,11 +102,19 @@ def kind_comparison(entries: list[dict]) -> list[dict]:
          "CNN": cell(cnn, lambda e: f"{e['val_accuracy']:.2%}")},
         {"aspect": "test accuracy", "ANN": cell(ann, lambda e: f"{e['test_accuracy']:.2%}"),
          "CNN": cell(cnn, lambda e: f"{e['test_accuracy']:.2%}")},
-        {"aspect": "training time", "ANN": cell(ann, lambda e: f"{e['train_seconds']:.0f} s"),
-         "CNN": cell(cnn, lambda e: f"{e['train_seconds']:.0f} s")},
+        {"aspect": "training time", "ANN": cell(ann, lambda e: duration(e["train_seconds"])),
+         "CNN": cell(cnn, lambda e: duration(e["train_seconds"]))},
         {"aspect": "parameters", "ANN": cell(ann, lambda e: f"{int(e['num_parameters']):,}"),
          "CNN": cell(cnn, lambda e: f"{int(e['num_parameters']):,}")},
     ]
+
+
+def duration(value: float | None) -> str:
+    """Seconds as people say them: 12.3 → '12 s', 75 → '1 min 15 s', 180 → '3 min', None → '…'."""
+    if value is None:
+        return "…"
+    value = int(round(value))
+    return f"{value} s" if value < 60 else f"{value // 60} min" + (f" {value % 60:02d} s" if value % 60 else "")
 
 
 def best_by_validation(entries: list[dict]) -> dict | None:

@@ -276,7 +276,8 @@ def roc_curves(roc: dict, auc: dict, *, corner: bool = False) -> go.Figure:
                         f"(AUC {auc[key]:.{digits}f})", line=dict(width=3 if average else 1.5, dash="dash" if average
                         else "solid", color=None if average else PALETTE[int(key)]))
     if corner:
-        fig.update_xaxes(title="false positive rate (log scale)", type="log", range=[-4, 0])
+        fig.update_xaxes(title="false positive rate (log scale)", type="log", range=[-4, 0], dtick=1,
+                         exponentformat="power")  # 10⁻⁴ … 1, not Plotly's "100μ" (an SI prefix on a rate)
         fig.update_yaxes(title="true positive rate", range=[0.9, 1.002])
     else:
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
@@ -329,7 +330,7 @@ def embedding_map(positions: np.ndarray, labels: np.ndarray, *, predicted: np.nd
     Each digit's name sits at the median of its points. Every point carries its row as customdata[0] (the page
     shows that digit's picture on hover) and its digit as customdata[1]. Every trace is WebGL, drawn in order (the
     star last, on top: a browser draws WebGL above SVG traces whatever their order), and the names are annotations,
-    which a browser draws above both.
+    which a browser draws above both: so the star is an annotation too, after them (a name hid it on a phone).
     Redrawn on every stroke, so it is one WebGL trace for all the digits with numeric colours, built from one dict
     on the bare template (~2 ms, against ~7 for a trace per digit); `revision` keeps the user's zoom while it stays.
     """
@@ -363,7 +364,9 @@ def embedding_map(positions: np.ndarray, labels: np.ndarray, *, predicted: np.nd
         "template": "none", "height": height, "margin": {"l": 30, "r": 10, "t": 10, "b": 30},
         "uirevision": revision, "hovermode": "closest", "dragmode": "pan", "annotations": [
             {"x": float(x), "y": float(y), "text": str(d), "showarrow": False, "font": {"size": 18, "color": "#111"},
-             "bgcolor": "rgba(255, 255, 255, 0.75)", "borderpad": 1} for d, (x, y) in centres],
+             "bgcolor": "rgba(255, 255, 255, 0.75)", "borderpad": 1} for d, (x, y) in centres] + ([
+            {"x": float(drawing[0]), "y": float(drawing[1]), "text": "★", "showarrow": False,  # above a digit's name
+             "font": {"size": 24, "color": "#ffd400"}, "hovertext": "your drawing"}] if drawing is not None else []),
         "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "itemsizing": "constant"},
         "xaxis": {"title": {"text": axis_titles[0]}, "showticklabels": False, "zeroline": False},
         "yaxis": {"title": {"text": axis_titles[1]}, "showticklabels": False, "zeroline": False}}})

@@ -43,3 +43,8 @@ def test_a_machine_without_a_cpu_model_says_so():
     assert catalog.describe_machine("x86_64, 2 cores") == "x86_64, 2 cores (CPU model not recorded)"
     described = catalog.describe_machine({"cpu": "AMD EPYC", "cores": 2, "native_bfloat16": False})
     assert described == "AMD EPYC, 2 cores, no native bfloat16"
+
+
+def test_durations_read_as_people_say_them():
+    assert [catalog.duration(v) for v in (None, 12.3, 75, 180, 1434)] == ["…", "12 s", "1 min 15 s", "3 min",
+                                                                           "23 min 54 s"]

@@ -123,6 +123,7 @@ def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_cons
 def test_roc_zoom_and_auc_digits_that_tell_models_apart(report):
     corner = charts.roc_curves(report.roc, report.auc, corner=True)
     assert corner.layout.xaxis.type == "log" and corner.layout.yaxis.range == (0.9, 1.002)
+    assert corner.layout.xaxis.exponentformat == "power"  # 10⁻⁴, not Plotly's "100μ"
     assert all(min(t.x) > 0 for t in corner.data)  # a log axis cannot show 0
     assert charts.auc_digits([0.99991, 0.99994]) == 5 and charts.auc_digits([0.97, 0.98]) == 4
     assert charts.auc_digits([0.999996, 1.0]) == 6  # 0.99999|6 must not read as 1.00000
@@ -180,7 +181,7 @@ def test_charts_are_pure_and_serialisable(report):
         assert fig.to_json()
 
 
-def test_the_map_draws_the_star_last_and_names_the_digits_above_every_point():
+def test_the_map_draws_the_star_last_and_names_the_digits_above_every_point_but_the_star():
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 20)
     positions = rng.normal(size=(200, 2)) + labels[:, None] * 3
@@ -189,5 +190,7 @@ def test_the_map_draws_the_star_last_and_names_the_digits_above_every_point():
     # One rendering layer for every trace (WebGL, drawn in order), the star last: nothing can cover it.
     assert {trace.type for trace in fig.data} == {"scattergl"} and fig.data[-1].name == "your drawing"
     names = {a.text: (a.x, a.y) for a in fig.layout.annotations}  # annotations: above every trace
-    assert sorted(names) == [str(d) for d in range(10)]
+    assert sorted(names) == [str(d) for d in range(10)] + ["★"]
+    assert fig.layout.annotations[-1].text == "★" and names["★"] == (1.0, 2.0)  # and the star above the names
+    assert "★" not in [a.text for a in charts.embedding_map(positions, labels).layout.annotations]  # no drawing
     assert names["3"] == pytest.approx(tuple(np.median(positions[labels == 3], axis=0)))

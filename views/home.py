@@ -48,7 +48,7 @@ st.dataframe(pd.DataFrame([{
     hide_index=True, key="models", column_config={
         "validation accuracy": st.column_config.NumberColumn(format="%.2f%%"),
         "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
-        "parameters": st.column_config.NumberColumn(format="%d")})
+        "parameters": st.column_config.NumberColumn(format="localized")})  # 329,962 as everywhere else
 ui.store(wait=False)  # the table is out: the run store may open now (MLflow's import would slow the table's own)
 if ui.store_opening():  # a fresh server: MLflow's import and a new store take seconds
     st.caption("Your runs join this table in a moment: the run store is still opening.")

@@ -115,9 +115,10 @@ def where_it_sits(out) -> None:
                                          predicted=made.predicted if mistakes else None, axis_titles=titles,
                                          revision=f"{model_id}-{method}"),
                     key="inside-map", config={"displayModeBar": False, "scrollZoom": True})
+    where = "; draw a digit to see where it goes" if position is None else "; ★ is your drawing" + (
+        ", placed by its nearest digits (t-SNE cannot project new points)" if method == "tsne" else "")
     st.caption(f"The last hidden layer of {len(made.labels):,} MNIST test digits, coloured by their true digit "
-               "(point at one to see it); ★ is your drawing" + (", placed by its nearest digits (t-SNE cannot "
-                                                                 "project new points)" if method == "tsne" else ""))
+               f"(point at one to see it){where}")
     if near is not None:
         st.markdown("**Its 8 nearest test digits** (in the hidden layer itself)")
         digits = ui.mnist().x_test[made.indices[near]]

@@ -70,11 +70,12 @@ def sweep_view(name: str) -> None:
         if study.user_attrs.get("importances"):
             st.plotly_chart(charts.importances(study.user_attrs["importances"]), key="importances")
         st.dataframe(pd.DataFrame([{
-            "trial": r["number"], "state": r["state"], "validation accuracy": r["value"],
+            "trial": r["number"], "state": r["state"],
+            "validation accuracy": None if r["value"] is None else 100 * r["value"],  # as the line above: 69.00%
             **{charts.words(k): v for k, v in r["params"].items()}, "epochs": r["epochs"],
             "seconds": r["seconds"] and round(r["seconds"]), "note": r["note"], "worker": r["worker"]}
             for r in rows]), hide_index=True, key="trials",
-            column_config={"validation accuracy": st.column_config.NumberColumn(format="percent")})
+            column_config={"validation accuracy": st.column_config.NumberColumn(format="%.2f%%")})
 
         if best and best["run_id"]:
             if not active and ui.store():  # chosen on validation; its test accuracy is read once, at the end

@@ -252,12 +252,7 @@ def count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
-def seconds(value: float | None) -> str:
-    """12.3 → '12 s', 75 → '1 min 15 s'."""
-    if value is None:
-        return "…"
-    value = int(round(value))
-    return f"{value} s" if value < 60 else f"{value // 60} min {value % 60:02d} s"
+seconds = catalog.duration  # 12.3 → '12 s', 75 → '1 min 15 s', 180 → '3 min'
 
 
 def model_bytes(model_id: str) -> bytes:
