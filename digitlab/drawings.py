@@ -71,9 +71,9 @@ class DrawingSet:
             raise ValueError(f"no drawing {drawing_id[:40]!r} in this set")
         path.unlink()
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(images (n, 28, 28) float32, labels (n,) int64)."""
-        drawings = self.list()
+    def arrays(self, drawings: list[Drawing] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(images (n, 28, 28) float32, labels (n,) int64) of the set (or of `drawings`, its `list()` already read)."""
+        drawings = self.list() if drawings is None else drawings
         if not drawings:
             return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64)
         return np.stack([d.image for d in drawings]), np.array([d.label for d in drawings], np.int64)
@@ -89,18 +89,24 @@ class DrawingSet:
         np.savez_compressed(buffer, **fields)
         return buffer.getvalue()
 
-    def import_bytes(self, blob: bytes) -> int:
-        """Add every drawing of an exported file; returns how many. Raises ValueError saying what is wrong.
+    def import_bytes(self, blob: bytes) -> tuple[int, int]:
+        """Add every drawing of an exported file that the set does not hold yet (same moment made and same canvas:
+        a set's own export imported again); returns (added, already held). Raises ValueError saying what is wrong.
 
         The file's sizes are checked before anything is decompressed: a small .npz can unpack to gigabytes.
         """
         _check_sizes(blob)
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as f:
+                missing = [key for key in ("labels", "images", "created") if key not in f.files]
+                if missing:
+                    raise ValueError(f"it has no {' or '.join(missing)}")
                 labels, images = f["labels"], f["images"].astype(np.float32)
                 created = f["created"].astype(np.float64)
                 if labels.ndim != 1 or created.ndim != 1 or images.ndim != 3:
                     raise ValueError("labels and created must be lists, images a stack of 28×28 images")
+                if not all(f"raw_{i}" in f.files for i in range(len(labels))):
+                    raise ValueError("a drawing's canvas (raw_N) is missing")
                 raws = [f[f"raw_{i}"].tobytes() for i in range(len(labels))]
         except (OSError, ValueError, KeyError, EOFError, TypeError) as error:
             raise ValueError(f"not a DigitLab drawings file ({error}); export one from the Draw page") from None
@@ -120,17 +126,19 @@ class DrawingSet:
         not_png = [i + 1 for i, raw in enumerate(raws) if not raw.startswith(PNG_SIGNATURE)]
         if not_png:
             raise ValueError(f"drawing {not_png[0]} of the file has no PNG of its canvas")
-        self._check_room(len(labels))
+        held = {(d.created, d.raw_png) for d in self.list()}
+        new = [row for row in zip(labels, images, raws, created) if (float(row[3]), row[2]) not in held]
+        self._check_room(len(new))
         written = []
         try:  # every drawing or none
-            for label, image, raw, when in zip(labels, images, raws, created):
+            for label, image, raw, when in new:
                 written.append(Drawing(_new_id(), int(label), image, raw, float(when)))
                 self._write(written[-1])
         except (OSError, ValueError):
             for drawing in written[:-1]:
                 (self.folder / f"{drawing.drawing_id}.npz").unlink(missing_ok=True)
             raise
-        return len(labels)
+        return len(new), len(labels) - len(new)
 
     def _check_room(self, count: int) -> None:
         stored = len(list(self.folder.glob("*.npz"))) if self.folder.exists() else 0

@@ -115,6 +115,9 @@ def test_replay_shows_the_misread_drawings_first_and_at_most_fifty(home, mnist):
     assert misread == sorted(misread, reverse=True), gallery  # every misread one before every read one
     assert gallery[sum(misread) - 5:sum(misread)] == [
         f"{(int(mnist.y_test[i]) + 1) % 10}→{int(mnist.y_test[i])} ✗" for i in range(55, 60)]  # oldest first
+    at.button(key="remove-newest").click().run()  # the last one added, a 7 labelled 8: out of the set
+    assert_healthy(at)
+    assert len(drawings.list()) == 59 and drawings.list()[-1].label == (int(mnist.y_test[58]) + 1) % 10
 
 
 def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):

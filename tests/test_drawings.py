@@ -52,7 +52,9 @@ def test_export_import_round_trip_and_bad_files(tmp_path, mnist):
         source.add(canvas_of(digit), int(label))
     blob = source.export_bytes()
     target = DrawingSet(folder=tmp_path / "b")
-    assert target.import_bytes(blob) == 10
+    assert target.import_bytes(blob) == (10, 0)
+    assert target.import_bytes(blob) == (0, 10) and len(target.list()) == 10  # the same file again: nothing twice
+    assert source.import_bytes(blob) == (0, 10)  # a set's own export
     x_a, y_a = source.arrays()
     x_b, y_b = target.arrays()
     np.testing.assert_array_equal(y_a, y_b)
@@ -75,7 +77,7 @@ def _drawings_file(**changes) -> bytes:
     png = np.frombuffer(b"\x89PNG\r\n\x1a\n" + bytes(20), np.uint8)
     fields = {"labels": np.array([1, 1]), "images": ink, "created": np.array([1.0, 2.0]), "raw_0": png, "raw_1": png}
     buffer = __import__("io").BytesIO()
-    np.savez(buffer, **{**fields, **changes})
+    np.savez(buffer, **{k: v for k, v in {**fields, **changes}.items() if v is not None})  # None: left out
     return buffer.getvalue()
 
 
@@ -83,13 +85,15 @@ def _drawings_file(**changes) -> bytes:
     (dict(labels=np.int64(3)), "not a DigitLab drawings file"),  # one number, not a list
     (dict(created=np.array(["1", "x"])), "not a DigitLab drawings file"),
     (dict(images=np.zeros((2, 28, 28), np.float32)), "drawing 1 of the file is blank"),
+    (dict(created=None), r"not a DigitLab drawings file \(it has no created\)"),
+    (dict(raw_1=None), r"not a DigitLab drawings file \(a drawing's canvas \(raw_N\) is missing\)"),
     (dict(raw_1=np.zeros(30, np.uint8)), "drawing 2 of the file has no PNG of its canvas"),
     (dict(labels=np.zeros(0, np.int64), images=np.zeros((0, 28, 28), np.float32), created=np.zeros(0)),
      "the file holds no drawings"),
 ])
 def test_a_bad_drawings_file_is_refused_whole_with_a_reason(tmp_path, changes, message):
     drawings = DrawingSet(folder=tmp_path)
-    assert drawings.import_bytes(_drawings_file()) == 2  # the file as exported is fine
+    assert drawings.import_bytes(_drawings_file()) == (2, 0)  # the file as exported is fine
     with pytest.raises(ValueError, match=message):
         drawings.import_bytes(_drawings_file(**changes))
     assert len(drawings.list()) == 2  # nothing of the bad file was added

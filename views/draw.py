@@ -101,7 +101,8 @@ ui.warm_up_drawing(tuple(model_id for model_id in model_ids.values() if model_id
 
 st.subheader("My drawings")
 drawings = ui.drawing_set()
-images, labels = drawings.arrays()
+drawn = drawings.list()
+images, labels = drawings.arrays(drawn)
 if len(labels):
     st.caption("Accuracy of every model on your drawings, beside its accuracy on MNIST's test digits.")
     percent = st.column_config.NumberColumn(format="%.1f%%", width="small")  # three columns fit a phone
@@ -115,6 +116,11 @@ if len(labels):
         st.caption(f"{REPLAY_SHOWN} of your {len(labels):,} drawings, the misread ones first.")
     ui.digit_gallery(images[shown], [f"{labels[i]}→{guesses[i]}" + ("" if labels[i] == guesses[i] else " ✗")
                                      for i in shown])
+    newest = drawn[-1]
+    if st.button(f"Remove the newest drawing (labelled {newest.label})", key="remove-newest", icon=":material/undo:",
+                 help="Added one with the wrong label, or by mistake? This takes it out of your set."):
+        drawings.remove(newest.drawing_id)
+        st.rerun()
 else:
     st.caption("None yet: draw a digit, say what it is, and add it. Every model is then scored on your set.")
 io_cols = st.columns(2)

@@ -272,8 +272,9 @@ def import_drawings(drawings) -> None:
     upload = st.session_state.get("import")
     if upload is not None:
         try:
-            added = drawings.import_bytes(upload.getvalue())
-            st.toast(plain(f"Imported {count(added, 'drawing')} from {upload.name}."))
+            added, held = drawings.import_bytes(upload.getvalue())
+            st.toast(plain(f"Imported {count(added, 'drawing')} from {upload.name}" + (
+                f"; {count(held, 'drawing')} of it already in your set, not added again." if held else ".")))
         except (ValueError, OSError) as error:  # nothing was added: the message says why
             st.session_state.import_error = f"Could not import {upload.name}: {error}"
 
