@@ -34,8 +34,9 @@ def samples_by_class(images: np.ndarray, labels: np.ndarray, *, per_class: int =
     fig = go.Figure(go.Heatmap(z=grid, colorscale="gray", showscale=False, hoverinfo="skip"))
     step = grid.shape[0] / 10
     fig.update_yaxes(autorange="reversed", scaleanchor="x", tickvals=[(d + 0.5) * step for d in range(10)],
-                     ticktext=_DIGITS, title="digit")
-    fig.update_xaxes(showticklabels=False, title=f"first {per_class} training images of each digit")
+                     ticktext=_DIGITS, title="digit", showgrid=False)  # no lines running off the picture's sides
+    fig.update_xaxes(showticklabels=False, title=f"first {per_class} training images of each digit", showgrid=False,
+                     zeroline=False)
     return _layout(fig, height=420)
 
 
