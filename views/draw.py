@@ -107,8 +107,9 @@ if len(labels):
     st.caption("Accuracy of every model on your drawings, beside its accuracy on MNIST's test digits.")
     percent = st.column_config.NumberColumn(format="%.1f%%", width="small")  # three columns fit a phone
     st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores",
-                 column_config={"model": st.column_config.TextColumn(width="medium"), "my drawings": percent,
-                                "MNIST test": percent})
+                 column_config={"model": st.column_config.TextColumn(width="medium"), "MNIST test": percent,
+                                "my drawings": st.column_config.NumberColumn(  # "my drawings" was cut on a phone
+                                    "yours", format="%.1f%%", width="small", help="Accuracy on your drawings")})
     replay_id = ui.pick_model("Replay my drawings through", key="replay", entries=entries)
     guesses = ui.model(replay_id).predict(images).argmax(axis=1)
     shown = np.argsort(guesses == labels, kind="stable")[:REPLAY_SHOWN]  # misread ones first, oldest first
