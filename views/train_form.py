@@ -126,8 +126,9 @@ def _widget(name: str, field: cfg.Field):
         return st.slider(min_value=float(field.low), max_value=float(field.high), step=0.05, **common)
     if field.kind == "float":
         return st.number_input(min_value=None, max_value=None, format="%g", step=1e-4, **common)
-    return st.number_input(min_value=None, max_value=None, step=1, **common)  # checked by RunConfig, with a message
-    # (a min_value too: a typed -3 stayed in the box, outlined, while the run took the previous value)
+    # No min_value either: RunConfig checks with a message (with one, a typed -3 stayed in the box, outlined, while
+    # the run took the previous value).
+    return st.number_input(min_value=None, max_value=None, step=1, **common)
 
 
 def _widget_value(name: str, text: str):

@@ -274,7 +274,7 @@ def import_drawings(drawings) -> None:
         try:
             added, held = drawings.import_bytes(upload.getvalue())
             st.toast(plain(f"Imported {count(added, 'drawing')} from {upload.name}" + (
-                f"; {count(held, 'drawing')} of it already in your set, not added again." if held else ".")))
+                f"; the other {count(held, 'drawing')} in it were already in your set." if held else ".")))
         except (ValueError, OSError) as error:  # nothing was added: the message says why
             st.session_state.import_error = f"Could not import {upload.name}: {error}"
 
