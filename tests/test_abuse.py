@@ -139,8 +139,8 @@ def test_an_evicted_run_leaves_no_rows_files_or_job_behind(home, mnist):
 def test_limits_clamp_link_values_and_say_so():
     values, notes = PUBLIC.clamp({"num_epochs": 50, "batch_size": 16, "train_limit": None})
     assert values == {"num_epochs": 5, "batch_size": 32, "train_limit": 20000}
-    assert notes == ["num epochs 50 → 5 (the public demo range is 1–5)",
-                     "batch size 16 → 32 (the public demo range is 32–512)",
-                     "train limit 60,000 → 20,000 (the public demo range is 100–20,000)"]
+    assert notes == ["Epochs 50 → 5 (the public demo range is 1–5)",
+                     "Batch size 16 → 32 (the public demo range is 32–512)",
+                     "Training images 60,000 → 20,000 (the public demo range is 100–20,000)"]
     assert LOCAL.clamp({"num_epochs": 50}) == ({"num_epochs": 50}, [])
     assert dataclasses.replace(PUBLIC, max_epochs=10).clamp({"num_epochs": 7})[1] == []
