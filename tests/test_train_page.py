@@ -161,7 +161,8 @@ def test_stop_says_which_epoch_it_stopped_in_and_of_how_many():
         from digitlab.jobs import Job
         from views.live_job import _status
 
-        for progress in ({"phase": "training", "epoch": 4, "num_epochs": 4, "batch": 10, "batches_per_epoch": 100},
+        for progress in ({"phase": "training", "epoch": 4, "num_epochs": 4, "batch": 10, "batches_per_epoch": 100,
+                          "eta": 95.0},  # the whole run's ETA: not the stop's
                          {"phase": "testing"}, {"phase": "starting"}):
             _status(Job("20260101-120000-0123456789abcdef", RunConfig(), "", "cli", "running", time.time(),
                         cancel_requested=True, progress=progress))
@@ -170,6 +171,7 @@ def test_stop_says_which_epoch_it_stopped_in_and_of_how_many():
     assert not at.exception
     assert [w.value.split(".")[0] for w in at.warning] == [
         "Stopped during epoch 4 of 4", "Stopped after training", "Stopped before its first epoch"]
+    assert "left" not in at.warning[0].value  # finishing the last batch takes seconds, not the run's 1 min 35 s
 
 
 def test_the_live_eta_is_kept_per_phase_so_a_new_phase_shows_its_own_at_once():

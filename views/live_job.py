@@ -74,6 +74,7 @@ def _status(job: jobs.Job) -> None:
     elif job.status == "running" and job.cancel_requested:
         at = (f"during epoch {p['epoch']} of {p['num_epochs']}" if phase == "training" and "num_epochs" in p
               else "after training" if phase in ("testing", "saving") else "before its first epoch")
+        left = "" if phase == "training" else left  # the training's ETA counted the epochs it will not run
         st.warning(f"Stopped {at}. Keeping what it learned: "
                    f"{PHASES.get(phase, 'finishing the last batches').lower()}{left}.", icon=":material/stop_circle:")
     elif job.status == "running" and phase == "training":
