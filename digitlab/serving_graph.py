@@ -88,8 +88,7 @@ def serving_function(model: keras.Model, *, gradients: str = "lean") -> tf.types
             tape.watch(image)
             maps, hidden = forward(image)
             logits = tf.matmul(hidden, output.kernel) + output.bias  # (n, 10): the softmax saturates, logits do not
-        chosen = tf.where(target < 0, tf.argmax(logits, axis=1, output_type=tf.int32),
-                          tf.fill(tf.shape(image)[:1], target))
+        chosen = tf.where(target < 0, tf.argmax(logits, axis=1, output_type=tf.int32), target)  # (n,): broadcast
         gradient = tape.gradient(logits, image, output_gradients=tf.one_hot(chosen, 10, dtype=logits.dtype))
         outputs = {"probabilities": tf.nn.softmax(logits), "logits": logits, "saliency": gradient * image,
                    "hidden": hidden}
