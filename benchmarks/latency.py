@@ -1,5 +1,6 @@
 """Per-stroke latency of the Draw page's work, in-process and warm: prepare a 280×280 RGBA canvas, then one call
-to each shipped model's serving graph (ONNX Runtime: probabilities, saliency of the predicted digit, activations).
+to each shipped model's serving graph (ONNX Runtime: probabilities, saliency of the predicted digit, activations),
+both at once as Draw makes them (`serving.run_each`); then each model alone, for the record.
 Then the work a stroke adds on "Inside the model" for the shipped CNN: the layer-by-layer pictures, and the
 drawing's place in the map (PCA projection, or t-SNE placement by nearest digits) with the map's figure.
 
@@ -18,7 +19,7 @@ from PIL import Image
 
 from digitlab.data import load_mnist
 from digitlab.preprocessing import prepare_image
-from digitlab.serving import load_serving
+from digitlab.serving import load_serving, run_each
 
 
 def canvases(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
@@ -57,17 +58,21 @@ def main():
         for model in models.values():
             model.run(x)
 
-    timings = {"prepare": [], "ann": [], "cnn": [], "total": []}
-    for rgba in images:
+    timings = {"prepare": [], "both models": [], "total": [], "ann alone": [], "cnn alone": []}
+    for rgba in images:  # a stroke as Draw answers it: prepare, then both models at once (serving.run_each)
         t0 = time.perf_counter()
         x = prepare_image(rgba).image[None]
         t1 = time.perf_counter()
-        models["ann"].run(x)
+        run_each(models, x)
         t2 = time.perf_counter()
-        models["cnn"].run(x)
-        t3 = time.perf_counter()
-        for key, value in (("prepare", t1 - t0), ("ann", t2 - t1), ("cnn", t3 - t2), ("total", t3 - t0)):
+        for key, value in (("prepare", t1 - t0), ("both models", t2 - t1), ("total", t2 - t0)):
             timings[key].append(value * 1000)
+    for rgba in images:  # each model on its own, for the record
+        x = prepare_image(rgba).image[None]
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            model.run(x)
+            timings[f"{name} alone"].append((time.perf_counter() - t0) * 1000)
     for key, samples in timings.items():
         print(f"{key:20s} {percentiles(samples)}   (n={len(samples)})")
     inside(images, models["cnn"])

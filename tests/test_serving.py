@@ -5,6 +5,7 @@ made in another process."""
 import shutil
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -100,6 +101,28 @@ def test_predict_batches_and_rejects_a_bad_target(images):
     assert served.predict(images[:0]).shape == (0, 10)
     with pytest.raises(ValueError, match="target must be a digit 0-9 or None, got 12"):
         served.run(images[:1], target=12)
+
+
+def test_run_each_answers_as_one_by_one_with_the_models_running_at_once(images):
+    models = {kind: serving.load_serving(kind) for kind in ("ann", "cnn")}
+    together = serving.run_each(models, images[:1], target=7)
+    assert list(together) == ["ann", "cnn"]
+    for kind, model in models.items():
+        alone = model.run(images[:1], target=7)
+        assert alone.keys() == together[kind].keys()
+        for name, value in alone.items():
+            np.testing.assert_array_equal(together[kind][name], value)
+
+    class Slow:  # a model taking 0.3 s, releasing the GIL as ONNX Runtime does
+        def run(self, images, *, target=None):
+            time.sleep(0.3)
+            return {"target": target}
+
+    started = time.perf_counter()
+    assert serving.run_each({"a": Slow(), "b": Slow()}, images[:1], target=3) == {"a": {"target": 3},
+                                                                                  "b": {"target": 3}}
+    assert time.perf_counter() - started < 0.5  # one after the other: 0.6 s
+    assert serving.run_each({}, images[:1]) == {}
 
 
 @pytest.mark.parametrize("differing, refused", [(2, False), (3, True)])

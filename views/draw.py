@@ -1,7 +1,7 @@
 import numpy as np
 import streamlit as st
 
-from digitlab import charts, pictures
+from digitlab import charts, pictures, serving
 from digitlab.preprocessing import BlankImageError, prepare_image
 from views import ui
 from views.canvas import clearable_canvas
@@ -44,9 +44,9 @@ def board(model_ids: dict) -> None:
                                           help="Empty: each model's own prediction. Gradient × input: red pixels "
                                                "pushed the score up, blue ones pushed it down.")
 
-    # Both models answer before anything is shown, so the two answers always belong to the same drawing.
-    outputs = {kind: ui.model(model_id).run(prepared.image[None], target=target)
-               for kind, model_id in model_ids.items() if prepared is not None and model_id}
+    # Both models answer (at once) before anything is shown, so the two answers always belong to the same drawing.
+    outputs = serving.run_each({kind: ui.model(model_id) for kind, model_id in model_ids.items() if model_id},
+                               prepared.image[None], target=target) if prepared is not None else {}
 
     if prepared is None:
         answers.info("Draw a digit", icon=":material/draw:")
