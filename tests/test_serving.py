@@ -5,6 +5,7 @@ made in another process."""
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import keras
@@ -123,6 +124,17 @@ def test_run_each_answers_as_one_by_one_with_the_models_running_at_once(images):
                                                                                   "b": {"target": 3}}
     assert time.perf_counter() - started < 0.5  # one after the other: 0.6 s
     assert serving.run_each({}, images[:1]) == {}
+
+    release = threading.Event()  # every helper busy: the caller runs the other model itself, without waiting
+    busy = [serving._HELPERS.submit(release.wait, 10) for _ in range(serving._HELPERS._max_workers)]
+    try:
+        started = time.perf_counter()
+        assert serving.run_each({"a": Slow(), "b": Slow()}, images[:1]) == {"a": {"target": None},
+                                                                          "b": {"target": None}}
+        assert time.perf_counter() - started < 1.0
+    finally:
+        release.set()
+    assert all(future.result() for future in busy)
 
 
 @pytest.mark.parametrize("differing, refused", [(2, False), (3, True)])
