@@ -1,7 +1,10 @@
 """Chart builders on real data: the figures hold the numbers they were given, with labelled axes."""
 
+import json
+
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 
 from digitlab import charts
@@ -94,6 +97,16 @@ def test_probability_bars_mark_the_predicted_digit():
     bars = charts.probability_bars(probs)
     assert list(bars.data[0].y) == pytest.approx(probs.tolist())
     assert bars.data[0].marker.color[7] != bars.data[0].marker.color[0]
+
+
+def test_figures_redrawn_on_every_stroke_skip_plotlys_check_and_equal_the_checked_figure():
+    rng = np.random.default_rng(0)
+    positions, labels = rng.normal(size=(200, 2)).astype(np.float32), rng.integers(0, 10, 200)
+    for fig in (charts.probability_bars(rng.dirichlet(np.ones(10)).astype(np.float32), height=180),
+                charts.embedding_map(positions, labels, predicted=(labels + 1) % 10, drawing=positions[0],
+                                     neighbours=np.arange(5), revision="a")):
+        assert not fig._validate  # built without Plotly's check of every property
+        assert json.loads(pio.to_json(fig)) == json.loads(pio.to_json(go.Figure(fig.to_dict())))  # as if checked
 
 
 def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_constant_axes():
