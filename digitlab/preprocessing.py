@@ -82,8 +82,10 @@ def prepare_image(image: np.ndarray) -> Prepared:
     if peak < 0.15:
         raise BlankImageError("no digit found: the image is blank or too faint. Draw a digit.")
 
-    def inked(values):  # brighter than a fifth of the strongest stroke (8-bit: from the first level that is)
-        return values >= np.argmax(levels > 0.2 * peak) if levels is not None else values > 0.2 * peak
+    first = np.argmax(levels > 0.2 * peak) if levels is not None else None  # the first 8-bit level that is ink
+
+    def inked(values):  # brighter than a fifth of the strongest stroke
+        return values >= first if levels is not None else values > 0.2 * peak
 
     rows, cols = np.flatnonzero(inked(row_peaks)), np.flatnonzero(inked(column_peaks))
     box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # every ink pixel is inside: look only at this part

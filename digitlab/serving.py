@@ -72,8 +72,8 @@ class ServingModel:
 
 
 # ONNX Runtime releases the GIL while a graph runs: one model of a stroke runs here while the other runs in the
-# caller's thread, each on its own core and cache. Threads start on first use; a one-core host gains nothing, loses
-# a thread hand-off (~20 us).
+# caller's thread, each on its own core and cache. Threads start on first use; a one-core host gains nothing but
+# loses little (the caller runs a model the helper has not started).
 _HELPERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="digitlab-serving")
 
 
@@ -81,7 +81,7 @@ def run_each(models: dict, images: np.ndarray, *, target: int | None = None) -> 
     """{name: model.run(images, target=target)} for {name: ServingModel}, the models running at once: a Draw
     stroke (both models, with their saliency) takes about the time of the slower one, not of both (paired on an AMX
     Xeon, 2 cores: the stroke's p50 and p95 -15%). A model the helper has not started when the caller is done (a
-    virtual machine's idle core can take milliseconds to wake: p95 +1 ms when waited for) runs in the caller's
+    virtual machine's idle core can take milliseconds to wake: p95 +1-2 ms when waited for) runs in the caller's
     thread. The outputs are the same as one by one."""
     names = list(models)
     helped = {name: _HELPERS.submit(models[name].run, images, target=target) for name in names[:-1]}
