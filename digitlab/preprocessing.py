@@ -77,19 +77,17 @@ def prepare_image(image: np.ndarray) -> Prepared:
     Raises BlankImageError when there is no digit to see.
     """
     words = _canvas_words(image)
-    if words is not None:  # a canvas: its ink is the alpha, the top byte of each pixel's 32-bit word
-        ink, levels = words, _LEVELS
-        row_peaks, column_peaks = words.max(axis=1) >> 24, words.max(axis=0) >> 24  # a word's order is its alpha's
-    else:
-        ink, levels = _ink(image)
-        row_peaks, column_peaks = ink.max(axis=1), ink.max(axis=0)  # (H,), (W,): the peak and the box, two passes
+    # A canvas's ink is its alpha, the top byte of each pixel's 32-bit word: words compare as their alphas do, with
+    # every level `unit` times larger.
+    ink, levels, unit = (words, _LEVELS, 1 << 24) if words is not None else (*_ink(image), 1)
+    row_peaks, column_peaks = ink.max(axis=1), ink.max(axis=0)  # (H,), (W,): the peak and the box, in two passes
     if levels is None:
         peak = row_peaks.max()
         threshold = 0.2 * peak  # ink: brighter than a fifth of the strongest stroke
     else:
-        top = int(row_peaks.max())
+        top = int(row_peaks.max()) // unit
         peak = levels[top]  # levels never decrease
-        threshold = _FIRST[top] if levels is _LEVELS else np.argmax(levels > 0.2 * peak)  # the first ink level
+        threshold = unit * (_FIRST[top] if levels is _LEVELS else int(np.argmax(levels > 0.2 * peak)))
     if peak < 0.15:
         raise BlankImageError("no digit found: the image is blank or too faint. Draw a digit.")
 
@@ -98,13 +96,13 @@ def prepare_image(image: np.ndarray) -> Prepared:
 
     rows, cols = np.flatnonzero(inked(row_peaks)), np.flatnonzero(inked(column_peaks))
     box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # every ink pixel is inside: look only at this part
-    part = (ink[box] >> 24).astype(np.uint8) if words is not None else ink[box]
-    mask = inked(part)
+    mask = inked(ink[box])
     ink_pixels = np.count_nonzero(mask)
     if ink_pixels / ink.size < MIN_INK_PIXELS or ink_pixels < 3:
         raise BlankImageError("no digit found: the image is blank or too faint. Draw a digit.")
     if _looks_like_noise(mask):
         raise BlankImageError("no digit found: only scattered specks. Draw a digit.")
+    part = ink[box] if words is None else (ink[box] >> 24).astype(np.uint8)
     if levels is _LEVELS:  # the same floats as the table, in a third of the time
         cropped = part / np.float32(255)
     else:
@@ -265,14 +263,17 @@ def _fit_longer_side(ink: np.ndarray, size: int) -> np.ndarray:
     return out / max(out.max(), np.float32(1e-6))
 
 
+_PLACES = np.arange(SIZE, dtype=np.float64)
+
+
 def _centre(resized: np.ndarray) -> np.ndarray:
     """Paste into 28×28, translated by whole pixels so the centre of mass lands on (14, 14)."""
     h, w = resized.shape
     top, left = (SIZE - h) // 2, (SIZE - w) // 2
     # scipy.ndimage.center_of_mass's arithmetic, on the (h, w) digit, without its ~0.1 ms of overhead per call.
-    total = resized.sum(dtype=np.float64)
-    cy = top + resized.sum(axis=1, dtype=np.float64) @ np.arange(h) / total
-    cx = left + resized.sum(axis=0, dtype=np.float64) @ np.arange(w) / total
+    rows, cols = resized.sum(axis=1, dtype=np.float64), resized.sum(axis=0, dtype=np.float64)
+    total = rows.sum()
+    cy, cx = top + rows @ _PLACES[:h] / total, left + cols @ _PLACES[:w] / total
     # Never push ink off the image: clamp the shift to the empty margin on each side.
     top += min(max(int(round(SIZE / 2 - cy)), -top), SIZE - h - top)
     left += min(max(int(round(SIZE / 2 - cx)), -left), SIZE - w - left)
