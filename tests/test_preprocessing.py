@@ -178,18 +178,21 @@ def test_most_parts_never_counts_fewer_parts_than_scipy(mnist):
     assert [_most_parts(m) for m in (np.zeros((5, 5), bool), u, two_dots, np.ones((5, 5), bool))] == [0, 2, 2, 1]
 
 
-def test_a_background_is_transparent_from_the_first_pixel_under_99_percent_opacity():
+@pytest.mark.parametrize("pixel", [(0, 0), (39, 39)])  # the first pixel, or any other
+def test_a_background_is_transparent_from_any_pixel_under_99_percent_opacity(pixel):
     rgba = np.zeros((40, 40, 4), np.uint8)
     rgba[..., 3] = 255
     rgba[10:30, 18:22, :3] = 255  # a white "1" on opaque black: ink is luminance
     for alpha, transparent in ((253, False), (252, True)):  # 0.99 × 255 = 252.45
-        rgba[0, 0, 3] = alpha
+        rgba[pixel + (3,)] = alpha
         strided = np.zeros((40, 80, 4), np.uint8)[:, ::2]  # the same pixels, not contiguous: read the other way
         strided[:] = rgba
         for image in (rgba, strided):
             ink = ink_from_image(image)
             assert bool(ink[20, 5] == 1.0) is transparent  # through alpha, the opaque black background is ink
             assert ink[20, 20] == 1.0
+        # prepare_image reads a contiguous canvas's alpha from its 32-bit words: the same decision, the same input
+        np.testing.assert_array_equal(prepare_image(rgba).image, prepare_image(strided).image)
 
 
 def test_a_drawn_digit_is_prepared_without_importing_scipy():
