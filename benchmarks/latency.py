@@ -8,8 +8,8 @@ drawing's place in the map (PCA projection, or t-SNE placement by nearest digits
     python -m benchmarks.latency --trace 20     # the host's speed: the CNN's p50 per half second, for 20 s
 
 Prints p50/p95 in milliseconds for each step and the total, then the total split by the host's speed as each stroke
-began (`by_speed`); machine-specific, compare within one run. Imports no
-TensorFlow (checked at the end), as in the dashboard's server.
+began (`by_speed`); machine-specific, compare within one run. Imports no TensorFlow (checked at the end), as in the
+dashboard's server.
 """
 
 import argparse
