@@ -47,6 +47,13 @@ def test_page_renders_without_exception(home, page):
     assert at.title[0].value in ("DigitLab", "Train a model", "Results", "Draw a digit", "Compare runs")
 
 
+def test_every_table_shows_a_dash_where_a_value_is_missing(home):
+    from views import ui
+
+    tables = [table for page in ("views/home.py", "views/results.py") for table in app(page).dataframe]
+    assert len(tables) == 2 and {table.proto.placeholder for table in tables} == {ui.MISSING}  # not a grey "None"
+
+
 def test_a_servers_first_page_run_skips_streamlits_slow_first_time_checks(home):
     """The first visitor of a fresh server waits for them: a REPL check (inspect.stack() over every loaded module,
     80 ms) and an emoji page icon's catalogue (70 ms). Run in a new process, as a server's first page run is."""

@@ -28,6 +28,7 @@ if runs:
     percent = st.column_config.NumberColumn(format="%.2f%%")
     picked = st.dataframe(table.assign(**{c: table[c] * 100 for c in ("validation accuracy", "test accuracy")}),
                           hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs",
+                          placeholder=ui.MISSING,
                           column_config={"validation accuracy": percent, "test accuracy": percent,
                                          "training time (s)": st.column_config.NumberColumn(format="%.0f"),
                                          "parameters": st.column_config.NumberColumn(format="localized"),

@@ -106,7 +106,7 @@ images, labels = drawings.arrays(drawn)
 if len(labels):
     st.caption("Accuracy of every model on your drawings, beside its accuracy on MNIST's test digits.")
     percent = st.column_config.NumberColumn(format="%.1f%%", width="small")  # three columns fit a phone
-    st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores",
+    st.dataframe(ui.drawing_scores(entries, images, labels), hide_index=True, key="my-scores", placeholder=ui.MISSING,
                  column_config={"model": st.column_config.TextColumn(width="medium"), "MNIST test": percent,
                                 "my drawings": st.column_config.NumberColumn(  # "my drawings" was cut on a phone
                                     "yours", format="%.1f%%", width="small", help="Accuracy on your drawings")})

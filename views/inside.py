@@ -153,7 +153,7 @@ def anatomy_table() -> None:
     st.dataframe([{"layer": layer.name, "type": layer.type + (" (training only)" if layer.training_only else ""),
                    "output shape": "×".join(map(str, layer.output_shape)), "parameters": layer.parameters,
                    "FLOPs": layer.flops} for layer in shown], hide_index=True, key="inside-anatomy",
-                 height="content",  # every layer at once: a model has a few dozen at most
+                 placeholder=ui.MISSING, height="content",  # every layer at once: a model has a few dozen at most
                  column_config={"type": st.column_config.TextColumn(width="medium"),
                                 "parameters": st.column_config.NumberColumn(format="localized"),
                                 "FLOPs": st.column_config.NumberColumn(format="localized")})

@@ -49,7 +49,7 @@ st.subheader("Per-digit precision, recall and F1")
 st.dataframe(pd.DataFrame({"digit": range(10), "precision": report.precision, "recall": report.recall,
                            "F1": report.f1, "test images": report.support}).style.format(
     {"precision": "{:.4f}", "recall": "{:.4f}", "F1": "{:.4f}"}).background_gradient(
-    subset=["F1"], cmap="RdYlGn", vmin=0.95, vmax=1.0), hide_index=True)
+    subset=["F1"], cmap="RdYlGn", vmin=0.95, vmax=1.0), hide_index=True, placeholder=ui.MISSING)
 
 st.subheader("The most confident mistakes")
 worst = report.mistakes[:20]

@@ -74,7 +74,7 @@ def sweep_view(name: str) -> None:
             "validation accuracy": None if r["value"] is None else 100 * r["value"],  # as the line above: 69.00%
             **{charts.words(k): v for k, v in r["params"].items()}, "epochs": r["epochs"],
             "seconds": r["seconds"] and round(r["seconds"]), "note": r["note"], "worker": r["worker"]}
-            for r in rows]), hide_index=True, key="trials",
+            for r in rows]), hide_index=True, key="trials", placeholder=ui.MISSING,
             column_config={"validation accuracy": st.column_config.NumberColumn(format="%.2f%%")})
 
         if best and best["run_id"]:

@@ -19,6 +19,7 @@ from digitlab import catalog, modelfiles, pictures, runs as runstore, serving
 from digitlab.data import load_mnist, overview
 
 NO_TOOLBAR = {"displayModeBar": False}  # Plotly config where a zoom toolbar gets in the way (pictures, small charts)
+MISSING = "—"  # a table cell without a value (st.dataframe's placeholder; Streamlit shows a grey "None")
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
