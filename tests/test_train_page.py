@@ -131,6 +131,10 @@ def test_the_public_form_starts_inside_the_caps_and_clamps_links_with_a_note(hom
     assert at.selectbox(key="form-preset").value == "fast" and not at.error  # a default Start never refuses
     assert not at.warning  # the preset was brought within the caps, but no link was followed: no "From the link"
     assert not start_button(at).disabled
+    # The caps lower the preset's training images, so the run is `custom`: said as such, not as the user's own recipe.
+    said = next(c.value for c in at.caption if c.value.startswith("Preset `fast`, brought within the public demo's"))
+    assert "Training images 60,000 → 20,000" in said and "named `custom`" in said
+    assert not [c for c in at.caption if "Your own recipe" in c.value or "test accuracy in" in c.value]
     linked = from_link({"model": "cnn", "num_epochs": "50", "train_limit": "60000"})
     notes = " ".join(shown(w.value) for w in linked.warning)
     assert "Epochs 50 → 5" in notes and "Training images 60,000 → 20,000" in notes

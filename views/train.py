@@ -31,6 +31,10 @@ with st.expander("Settings for the next run", expanded=False) if running else st
     elif preset:
         st.caption(f"Preset `{preset}`, {st.session_state.train_form['model'].upper()}: no measured figure for this "
                    "exact recipe yet (no model trained with it was scored); the estimate below is for this machine.")
+    elif not problem and (capped := train_form.capped_preset(config, st.session_state.train_form["preset"])):
+        st.caption(f"Preset `{st.session_state.train_form['preset']}`, brought within the public demo's caps: "
+                   + "; ".join(capped) + ". So the run is named `custom`, and the preset's measured figure (made "
+                   "without the caps) does not apply; the estimate below is for this machine.")
     elif not problem:
         st.caption(f"Your own recipe: it differs from preset `{st.session_state.train_form['preset']}`, so the run "
                    "is named `custom` and no measured figure applies; the estimate below is for this machine.")

@@ -62,6 +62,14 @@ def _set_form(values: dict, *, preset: str, notes: list[str]) -> None:
     st.session_state.train_form = {**clamped, "preset": preset}
 
 
+def capped_preset(config: cfg.RunConfig, preset: str) -> list[str]:
+    """What the public demo's caps changed, when `config` is preset `preset` within them (whatever the seed): the
+    form then follows no preset exactly, yet the user changed nothing. [] otherwise."""
+    capped, changes = _clamp(cfg.preset(preset, model=config.model).to_params())
+    unseeded = [{k: v for k, v in params.items() if k != "seed"} for params in (capped, config.to_params())]
+    return changes if changes and unseeded[0] == unseeded[1] else []
+
+
 def _clamp(values: dict) -> tuple[dict, list[str]]:
     """Form values within the caps, and a note for each one changed."""
     config = cfg.RunConfig.from_params(values)
