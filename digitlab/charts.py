@@ -91,7 +91,7 @@ def training_curves(history: dict, *, running: dict | None = None, title: str = 
         epochs = num_epochs or max([len(history.get(k) or []) for k in history] + [1])
         fig.update_xaxes(_epoch_axis(epochs), row=1, col=col)
     fig.update_yaxes(title="categorical cross-entropy", row=1, col=1)
-    fig.update_yaxes(title="accuracy", row=1, col=2)
+    fig.update_yaxes(title="accuracy", row=1, col=2, autorangeoptions=_AT_MOST_ONE)
     return _layout(fig, height=360, title=title, legend=dict(orientation="h", y=-0.25),
                    margin=dict(l=10, r=10, t=64, b=60))  # the titles clear the toolbar a phone always shows
 
@@ -127,8 +127,11 @@ def compare_curves(histories: dict[str, dict], *, metric: str = "val_accuracy",
         fig.add_scatter(x=epochs_of(history, len(values)), y=values, name=name, mode="lines+markers",
                         line_color=(colours or {}).get(name, PALETTE[i % len(PALETTE)]))
     fig.update_xaxes(_epoch_axis(max([len(h.get(metric) or []) for h in histories.values()] + [1])))
-    fig.update_yaxes(title=words(metric))
+    fig.update_yaxes(title=words(metric), autorangeoptions=_AT_MOST_ONE if "accuracy" in metric else None)
     return _layout(fig, height=380, legend=dict(orientation="h", y=-0.25))
+
+
+_AT_MOST_ONE = dict(maxallowed=1)  # an accuracy axis ends at 1 (Plotly pads one point's range to ±0.5 otherwise)
 
 
 OUTCOME_SCALE = [[0, "#74add1"], [0.5, "#fdae61"], [1, "#d73027"]]  # light blue to dark red: each line shows

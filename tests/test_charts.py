@@ -131,6 +131,12 @@ def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_cons
                                          color="val_loss")
     assert losses.data[0].dimensions[-1].tickformat == "~g"  # a loss is no share: 1.1, not 110.00%
     assert charts.compare_curves(histories, metric="val_loss").layout.yaxis.title.text == "validation loss"
+    # A one-epoch run is one point, whose axis Plotly would pad to 1.5: accuracy axes end at 1, loss axes do not.
+    one_epoch = {"val_accuracy": [0.98], "accuracy": [0.9], "loss": [0.3], "val_loss": [0.1]}
+    assert charts.compare_curves({"a": one_epoch}).layout.yaxis.autorangeoptions.maxallowed == 1
+    assert charts.compare_curves({"a": one_epoch}, metric="val_loss").layout.yaxis.autorangeoptions.maxallowed is None
+    curves = charts.training_curves(one_epoch).layout
+    assert curves.yaxis2.autorangeoptions.maxallowed == 1 and curves.yaxis.autorangeoptions.maxallowed is None
     assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.range == (0, 3.5)  # whole epochs, not 1.2, 1.4, ...
 
 
