@@ -128,7 +128,7 @@ def model_entries(store: RunStore | None, *, owner: str | None = None) -> list[d
     only `owner`'s runs when given).
 
     Each entry: id, label, model, name, val_accuracy (last epoch; None without a validation split), test_accuracy,
-    train_seconds, num_parameters, filters, hidden_units, source.
+    train_seconds, num_parameters, filters, hidden_units, label_smoothing, source.
     """
     entries = []
     for model_id in SHIPPED:
@@ -138,7 +138,8 @@ def model_entries(store: RunStore | None, *, owner: str | None = None) -> list[d
                         "model": model_id, "test_accuracy": card["test_accuracy"],
                         "val_accuracy": (card["history"].get("val_accuracy") or [None])[-1],
                         "train_seconds": card["train_seconds"], "num_parameters": card["num_parameters"],
-                        "filters": config.filters, "hidden_units": config.hidden_units})
+                        "filters": config.filters, "hidden_units": config.hidden_units,
+                        "label_smoothing": config.label_smoothing})
     for run in store.list_runs(owner=owner) if store else []:
         if run.status == "FINISHED" and run.config and "test_accuracy" in run.metrics:
             entries.append({"id": run.run_id, "source": "run", "name": run.name, "model": run.config.model,
@@ -146,7 +147,8 @@ def model_entries(store: RunStore | None, *, owner: str | None = None) -> list[d
                             "val_accuracy": run.metrics.get("val_accuracy"),
                             "train_seconds": run.metrics.get("train_seconds", 0),
                             "num_parameters": run.metrics.get("num_parameters", 0),
-                            "filters": run.config.filters, "hidden_units": run.config.hidden_units})
+                            "filters": run.config.filters, "hidden_units": run.config.hidden_units,
+                            "label_smoothing": run.config.label_smoothing})
     for entry in entries:
         entry["label"] = f"{entry['name']} · {entry['model'].upper()} · {entry['test_accuracy']:.2%}"
     return entries

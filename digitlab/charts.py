@@ -68,13 +68,14 @@ def class_distribution(train_labels: np.ndarray, test_labels: np.ndarray) -> go.
 
 
 def training_curves(history: dict, *, running: dict | None = None, title: str = "",
-                    num_epochs: int | None = None) -> go.Figure:
+                    num_epochs: int | None = None, label_smoothing: float = 0.0) -> go.Figure:
     """Loss and accuracy per epoch, train vs validation, side by side.
 
     history : {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]} (any may be missing).
     running : {"epoch": [...], "loss": [...], "accuracy": [...]}: the running training metrics within epochs
         (fractional epoch positions), so a live view moves between epoch ends.
     num_epochs : fixes the x range (for live views, so the axis does not jump as epochs arrive).
+    label_smoothing : the run's; its loss is then against smoothed targets, and the axis says so.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
     for col, metric in ((1, "loss"), (2, "accuracy")):
@@ -90,7 +91,8 @@ def training_curves(history: dict, *, running: dict | None = None, title: str = 
                                 hovertemplate=f"epoch %{{x}}: {name} {metric} %{{y:.4f}}<extra></extra>")
         epochs = num_epochs or max([len(history.get(k) or []) for k in history] + [1])
         fig.update_xaxes(_epoch_axis(epochs), row=1, col=col)
-    fig.update_yaxes(title="categorical cross-entropy", row=1, col=1)
+    loss = f"cross-entropy, targets smoothed by {label_smoothing:g}" if label_smoothing else "categorical cross-entropy"
+    fig.update_yaxes(title=loss, row=1, col=1)
     fig.update_yaxes(title="accuracy", row=1, col=2, autorangeoptions=_AT_MOST_ONE)
     return _layout(fig, height=360, title=title, legend=dict(orientation="h", y=-0.25),
                    margin=dict(l=10, r=10, t=64, b=60))  # the titles clear the toolbar a phone always shows

@@ -132,7 +132,8 @@ def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     at.segmented_control(key="form-model").set_value("ann").run()
     at.number_input(key="form-num_epochs").set_value(1)
     at.slider(key="form-train_limit").set_value(1000)
-    at.number_input(key="form-hidden_units").set_value(32).run()
+    at.number_input(key="form-hidden_units").set_value(32)
+    at.slider(key="form-label_smoothing").set_value(0.1).run()
     assert any("from Start to Finished on this machine" in c.value for c in at.caption)
     at.button(key="start").click().run()
     job_id = at.session_state.job_id
@@ -149,6 +150,8 @@ def test_tiny_training_from_the_train_page_reaches_results_and_compare(home):
     at.switch_page("views/results.py").run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Test accuracy"] == f"{job.summary['test_accuracy']:.2%}"
+    # Its losses were against smoothed targets, the test loss against the true digits: the page says they differ.
+    assert any("trained with label smoothing 0.1" in c.value and "do not compare" in c.value for c in at.caption)
     at.switch_page("views/draw.py").run()
     assert not at.exception and at.selectbox(key="pick-draw-ann").value == job.run_id
     at.switch_page("views/compare.py").run()

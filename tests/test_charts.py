@@ -137,6 +137,9 @@ def test_compare_curves_keep_each_runs_colour_and_parallel_coordinates_drop_cons
     assert charts.compare_curves({"a": one_epoch}, metric="val_loss").layout.yaxis.autorangeoptions.maxallowed is None
     curves = charts.training_curves(one_epoch).layout
     assert curves.yaxis2.autorangeoptions.maxallowed == 1 and curves.yaxis.autorangeoptions.maxallowed is None
+    assert curves.yaxis.title.text == "categorical cross-entropy"
+    smoothed = charts.training_curves(one_epoch, label_smoothing=0.1).layout.yaxis.title.text
+    assert smoothed == "cross-entropy, targets smoothed by 0.1"  # not the test loss's kind: the axis says so
     assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.range == (0, 3.5)  # whole epochs, not 1.2, 1.4, ...
 
 

@@ -47,7 +47,8 @@ def job_view(job_id: str) -> bool:
         progress = current.progress or {}
         if progress.get("history") or progress.get("trace"):
             st.plotly_chart(charts.training_curves(progress.get("history", {}), running=progress.get("trace"),
-                                                   num_epochs=progress.get("num_epochs")), key="live-curves",
+                                                   num_epochs=progress.get("num_epochs"),
+                                                   label_smoothing=current.config.label_smoothing), key="live-curves",
                             config=NO_TOOLBAR)
         if started_active and not current.active:
             st.rerun()  # once, to stop polling and refresh the model lists

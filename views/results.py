@@ -6,7 +6,8 @@ from digitlab import charts
 from views import ui
 
 st.title("Results")
-model_id = ui.pick_model("Model to study")
+entries = ui.model_entries()
+model_id = ui.pick_model("Model to study", entries=entries)
 try:
     report = ui.report(model_id)
 except Exception as error:  # a missing artifact or unreadable file: say so, keep the page alive
@@ -21,7 +22,12 @@ numbers.metric("ROC AUC (macro)", f"{report.auc['macro']:.5f}", width="content")
 numbers.metric("Mistakes", f"{len(report.mistakes)} of {len(report.y_true):,}", width="content")
 
 st.subheader("Training curves")
-st.plotly_chart(charts.training_curves(ui.history(model_id)), key="curves")
+smoothing = next((e["label_smoothing"] for e in entries if e["id"] == model_id), 0.0)
+st.plotly_chart(charts.training_curves(ui.history(model_id), label_smoothing=smoothing), key="curves")
+if smoothing:
+    st.caption(f"This model trained with label smoothing {smoothing:g}: its training and validation loss compare its "
+               "answers with softened targets, so they stay well above 0 even for perfect answers; the test loss "
+               "above compares them with the true digits. The two do not compare.")
 
 st.subheader("Confusion matrix")
 normalize = st.toggle("Normalise rows (recall per digit)", key="normalize")
