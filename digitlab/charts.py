@@ -226,41 +226,23 @@ def importances(values: dict[str, float]) -> go.Figure:
 # Evaluation
 # ---------------------------------------------------------------------------------------------------------------
 
-def confusion_matrix(confusion: np.ndarray, *, normalize: bool = False) -> go.Figure:
-    """Heatmap, rows = true digit, columns = predicted. Normalised rows show recall per class.
+def confusion_table(confusion: np.ndarray, *, normalize: bool = False):
+    """The confusion matrix as a table whose cells a click or a tap picks (st.dataframe's cell selection): rows are
+    the true digits, columns the predicted ones; each cell its count, or its share of the row when normalised,
+    shaded Blues with the diagonal at the largest mistake's shade, so the mistakes show. (A Plotly heatmap took a
+    phone's tap for the previous tap's cell: its select-on-click reads the last hover, which a touch sets after.)
 
-    An invisible marker sits on every cell, so a click selects it (customdata = [true, predicted]).
+    confusion : (10, 10) counts. Returns a pandas Styler of a (10, 10) frame, columns "0"…"9".
     """
+    import pandas as pd  # noqa: PLC0415 - only Results draws it
+
     confusion = np.asarray(confusion)
     z = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1) if normalize else confusion
-    text = [[f"{v:.1%}" if normalize else f"{int(v)}" for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(z=z, x=_DIGITS, y=_DIGITS, colorscale="Blues", text=text, texttemplate="%{text}",
-                               hoverinfo="skip", showscale=False))  # each cell says its number: no colour bar
-    true, pred = np.meshgrid(range(10), range(10), indexing="ij")
-    fig.add_scatter(x=pred.ravel().astype(str), y=true.ravel().astype(str), mode="markers",
-                    marker=dict(size=28, opacity=0.01, color="white"), customdata=np.c_[true.ravel(), pred.ravel(),
-                    confusion.ravel()], hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
-                    "%{text}<extra>click to see them</extra>", text=[f"{n:,} image" + ("" if n == 1 else "s")
-                                                                      for n in confusion.ravel()], showlegend=False)
-    fig.update_xaxes(title="predicted digit", type="category")
-    fig.update_yaxes(title="true digit", type="category", autorange="reversed")
-    return _layout(fig, height=520)
-
-
-def clicked_cell(point: dict) -> tuple[int, int] | None:
-    """(true, predicted) of a confusion-matrix cell from a Streamlit selection point, or None if it is not a cell.
-
-    A real browser may deliver `customdata` as a list ([4, 9, 1]) or as a dict keyed by position ({"0": 4, "1": 9,
-    "2": 1}); the category axes' `y` and `x` give the same cell and are used when customdata is missing.
-    """
-    data = point.get("customdata")
-    if isinstance(data, dict):
-        data = [data[k] for k in sorted(data, key=int)]
-    try:
-        true, predicted = (int(data[0]), int(data[1])) if data else (int(point["y"]), int(point["x"]))
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
-    return (true, predicted) if 0 <= true <= 9 and 0 <= predicted <= 9 else None
+    table = pd.DataFrame(z, index=[f"true {d}" for d in range(10)], columns=[str(d) for d in range(10)])
+    largest_mistake = z[~np.eye(10, dtype=bool)].max()
+    shade = np.minimum(z, largest_mistake) if largest_mistake > 0 else z
+    return table.style.format("{:.1%}" if normalize else "{:,}").background_gradient(
+        cmap="Blues", axis=None, gmap=shade, vmin=0)
 
 
 def roc_curves(roc: dict, auc: dict, *, corner: bool = False) -> go.Figure:

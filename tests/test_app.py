@@ -51,7 +51,7 @@ def test_every_table_shows_a_dash_where_a_value_is_missing(home):
     from views import ui
 
     tables = [table for page in ("views/home.py", "views/results.py") for table in app(page).dataframe]
-    assert len(tables) == 2 and {table.proto.placeholder for table in tables} == {ui.MISSING}  # not a grey "None"
+    assert len(tables) == 3 and {table.proto.placeholder for table in tables} == {ui.MISSING}  # not a grey "None"
 
 
 def test_a_servers_first_page_run_skips_streamlits_slow_first_time_checks(home):
@@ -83,7 +83,7 @@ def test_results_of_a_shipped_model(home):
     at = app("views/results.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{catalog.load_card('cnn')['test_accuracy']:.2%}"
-    assert len(at.get("plotly_chart")) == 3  # curves, confusion matrix, ROC
+    assert len(at.get("plotly_chart")) == 2  # curves, ROC; the confusion matrix is a table a tap can pick cells of
     mistakes = at.get("image")[0].proto.imgs  # the most confident mistakes, as pictures with captions
     assert len(mistakes) == 20 and re.fullmatch(r"\d→\d \(\d+%\)", mistakes[0].caption)
 

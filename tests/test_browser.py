@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from digitlab import config
@@ -421,31 +420,57 @@ def test_the_form_is_kept_after_visiting_home(server, page):
     assert "preset=fast" in page.url and "train_limit=10000" in page.url
 
 
+def confusion_cell(page, true, predicted):
+    """Where a person clicks the confusion matrix's cell (true, predicted): its centre. The table is as wide as its
+    content: the row names, then ten columns of `views.results.CELL_WIDTH`; a header row, then rows of 35 px."""
+    table = page.get_by_test_id("stDataFrame").first
+    table.scroll_into_view_if_needed()  # charts above it may still be resizing: look at it again, then click
+    box = settled_box(table)
+    whole = box["width"] >= 10 * CELL_WIDTH + ROW_NAMES  # a phone shows its left part: the names, then cells
+    names = box["width"] - 10 * CELL_WIDTH if whole else ROW_NAMES
+    return box["x"] + names + CELL_WIDTH * (predicted + 0.5), box["y"] + 35 * (true + 1.5)
+
+
+CELL_WIDTH, ROW_NAMES = 54, 50  # px: views/results.py's CELL_WIDTH; the names column ("true 9") is ~52
+
+
+def gallery_of(page, true, predicted):
+    """The heading over a cell's test digits: case-sensitive and whole."""
+    return page.get_by_text(re.compile(rf"^True {true}, predicted {predicted}: \d+ images?$"))
+
+
 def test_clicking_a_confusion_cell_shows_those_digits(server, page, tmp_path):
-    """Issue 15, defect 1: click the cell "true 4, predicted 9" at its centre, with the mouse, as a person does."""
+    """Issue 15, defect 1: click the cell "true 4, predicted 9" at its centre, with the mouse, as a person does; then
+    another cell, whose digits replace them."""
     page.goto(f"{server}/results")
     page.get_by_text("Most confused pairs").wait_for(timeout=90_000)
     wait_idle(page)
-    chart = page.locator('[data-testid="stPlotlyChart"]').nth(1)  # after the training curves
-    # Case-sensitive and whole: Plotly's hover label "true 4, predicted 9: 1 images" must not count.
-    gallery = page.get_by_text(re.compile(r"^True 4, predicted 9: \d+ images?$"))
-    for _ in range(3):  # a click while the chart is still settling can miss, as it can for a person: click again
-        chart.scroll_into_view_if_needed()  # charts above it may still be resizing: look at it again, then click
-        area = settled_box(chart.locator("rect.nsewdrag").first)  # the plot area: 10 × 10 cells, true 0 on top
-        x, y = area["x"] + area["width"] * 9.5 / 10, area["y"] + area["height"] * 4.5 / 10
-        page.mouse.move(x, y)
-        time.sleep(0.3)
-        page.mouse.click(x, y)
-        try:
-            gallery.wait_for(timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            assert_healthy(page)
-            shoot(page, tmp_path, "results-cell-missed", docs=False)
-    gallery.wait_for(timeout=10_000)
-    wait_idle(page)
-    assert_healthy(page)
+    for true, predicted in ((4, 9), (7, 2)):
+        page.mouse.click(*confusion_cell(page, true, predicted))
+        gallery_of(page, true, predicted).wait_for(timeout=30_000)
+        wait_idle(page)
+        assert_healthy(page)
+    assert gallery_of(page, 4, 9).count() == 0  # one cell's digits at a time
     shoot(page, tmp_path, "results-cell")
+
+
+def test_a_phone_tap_on_a_confusion_cell_shows_that_cells_digits(server, browser, tmp_path):
+    """A tap picks the cell tapped, the first time and every time (Plotly's heatmap showed nothing for the first tap,
+    then each tap the cell tapped before it: its select-on-click reads the last hover, which a touch sets after)."""
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                device_scale_factor=2)
+    page = phone.new_page()
+    page.goto(f"{server}/results")
+    page.get_by_text("Most confused pairs").wait_for(timeout=90_000)
+    wait_idle(page)
+    for true, predicted in ((5, 3), (7, 2), (9, 4)):
+        page.touchscreen.tap(*confusion_cell(page, true, predicted))
+        gallery_of(page, true, predicted).wait_for(timeout=30_000)
+        wait_idle(page)
+        assert_healthy(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the table scrolls inside, not the page
+    shoot(page, tmp_path, "phone-results-cell")
+    phone.close()
 
 
 def test_the_server_never_maps_tensorflow(server, page):

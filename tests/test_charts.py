@@ -61,26 +61,21 @@ def test_training_curves_show_train_and_validation(tiny_outcome):
     assert len(charts.training_curves({}).data) == 0  # nothing yet: an empty figure, not an error
 
 
-def test_confusion_matrix_raw_and_normalised(report):
-    raw = charts.confusion_matrix(report.confusion)
-    np.testing.assert_array_equal(np.asarray(raw.data[0].z), report.confusion)
-    norm = charts.confusion_matrix(report.confusion, normalize=True)
-    np.testing.assert_allclose(np.asarray(norm.data[0].z).sum(axis=1), 1)
-    clicks = raw.data[1].customdata
-    assert len(clicks) == 100 and list(clicks[23]) == [2, 3, report.confusion[2, 3]]
-    assert _axis_titles(raw) == {"xaxis": "predicted digit", "yaxis": "true digit"}
-
-
-@pytest.mark.parametrize("point, cell", [
-    ({"customdata": [4, 9, 12], "x": "9", "y": "4"}, (4, 9)),
-    ({"customdata": {"0": 4, "1": 9, "2": 12}, "x": "9", "y": "4"}, (4, 9)),  # what Chromium sent (issue 15)
-    ({"customdata": {"2": 12, "1": 9, "0": 4}}, (4, 9)),
-    ({"x": "9", "y": "4"}, (4, 9)),
-    ({"x": 3, "y": 11}, None),
-    ({"curveNumber": 0}, None),
-])
-def test_clicked_cell_reads_every_shape_a_browser_sends(point, cell):
-    assert charts.clicked_cell(point) == cell
+def test_confusion_table_raw_and_normalised_and_its_mistakes_show(report):
+    raw = charts.confusion_table(report.confusion)
+    np.testing.assert_array_equal(raw.data.to_numpy(), report.confusion)
+    assert list(raw.data.columns) == [str(d) for d in range(10)] and raw.data.index[4] == "true 4"
+    norm = charts.confusion_table(report.confusion, normalize=True)
+    np.testing.assert_allclose(norm.data.to_numpy().sum(axis=1), 1)
+    assert f">{report.confusion[0, 0] / report.confusion[0].sum():.1%}<" in norm.to_html()
+    # Counts as everywhere else (1,135); the diagonal no darker than the largest mistake, which is then as dark as
+    # a correct cell, and darker than a smaller one.
+    confusion = np.eye(10, dtype=int) * 900
+    confusion[1, 1], confusion[4, 9], confusion[7, 2] = 1135, 6, 3
+    table = charts.confusion_table(confusion)
+    assert ">1,135<" in table.to_html()
+    shade = {cell: dict(styles)["background-color"] for cell, styles in table._compute().ctx.items()}
+    assert shade[4, 9] == shade[0, 0] == shade[1, 1] != shade[7, 2] != shade[0, 1]
 
 
 def test_roc_curves_have_auc_in_legend(report):
@@ -190,18 +185,11 @@ def test_epoch_axis_starts_at_zero_and_stays_readable_for_long_runs():
     assert charts.training_curves({"loss": [1, 0.5]}).layout.xaxis.dtick == 1
 
 
-def test_confusion_hover_counts_images_in_good_english():
-    confusion = np.eye(10, dtype=int) * 5
-    confusion[4, 9] = 1
-    texts = list(charts.confusion_matrix(confusion).data[1].text)
-    assert texts[4 * 10 + 9] == "1 image" and texts[0] == "5 images" and texts[1] == "0 images"
-
-
 def test_charts_are_pure_and_serialisable(report):
     y = np.arange(10).repeat(5)
     perfect = evaluate_probabilities(y, np.eye(10)[y])
-    for fig in (charts.roc_curves(perfect.roc, perfect.auc), charts.confusion_matrix(perfect.confusion)):
-        assert fig.to_json()
+    assert charts.roc_curves(perfect.roc, perfect.auc).to_json()
+    assert charts.confusion_table(perfect.confusion).to_html()  # no mistakes at all: every cell still shaded
 
 
 def test_the_map_draws_the_star_last_and_names_the_digits_above_every_point_but_the_star():

@@ -5,6 +5,8 @@ import streamlit as st
 from digitlab import charts
 from views import ui
 
+CELL_WIDTH = 54  # px: "1,135" fits; the ten columns and the row names fit a desktop page without scrolling
+
 st.title("Results")
 entries = ui.model_entries()
 model_id = ui.pick_model("Model to study", entries=entries)
@@ -31,13 +33,13 @@ if smoothing:
 
 st.subheader("Confusion matrix")
 normalize = st.toggle("Normalise rows (recall per digit)", key="normalize")
-st.caption("Click a cell to see those test digits.")
-clicked = st.plotly_chart(charts.confusion_matrix(report.confusion, normalize=normalize), key="confusion",
-                          on_select="rerun", selection_mode="points")
-points = clicked.selection.points if clicked and clicked.selection else []
-cell = charts.clicked_cell(points[0]) if points else None
-if cell:
-    true, pred = cell
+st.caption("Rows: the true digit; columns: the digit predicted. Click or tap a cell to see those test digits.")
+picked = st.dataframe(charts.confusion_table(report.confusion, normalize=normalize), key="confusion",
+                      on_select="rerun", selection_mode="single-cell", placeholder=ui.MISSING, width="content",
+                      column_config={str(d): st.column_config.Column(width=CELL_WIDTH) for d in range(10)})
+cells = picked.selection.cells if picked and picked.selection else []
+if cells:
+    (true, pred), = [(int(row), int(column)) for row, column in cells]
     idx = np.flatnonzero((report.y_true == true) & (report.y_pred == pred))
     idx = idx[np.argsort(-report.confidence[idx])][:30]
     count = int(report.confusion[true, pred])
