@@ -104,6 +104,11 @@ def test_inside_shows_the_last_drawing_from_draw_that_it_analyses(home, mnist):
     assert any(c.value.startswith("Your last drawing from the Draw page") for c in at.caption)
     layers = 1 + 4 + 1  # the shipped CNN's first filters, its 4 convolutions' maps, its hidden units
     assert len(at.get("image")) == 1 + layers  # and the drawing itself, first
+    # Row by row, so they read in the layers' order, left to right, then down (and stacked on a phone).
+    captions = [image.proto.imgs[0].caption for image in at.get("image")[1:]]
+    assert [c.split(":")[0].split(" (")[0] for c in captions] == ["The first layer's 32 filters", "Convolution 1",
+                                                                  "Convolution 2", "Convolution 3", "Convolution 4",
+                                                                  "The last hidden layer"]
     assert any(re.search(r"\*\*.+: 7\*\* \(\d+%\)", m.value) for m in at.markdown)
 
 

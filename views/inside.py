@@ -79,9 +79,9 @@ def layer_by_layer(model, out) -> None:
                               f"{maps_.shape[0]}×{maps_.shape[1]}, one colour scale (brightest {maps_.max():.2f})."))
     pictures_.append((pictures.unit_grid(hidden), f"The last hidden layer: {len(hidden)} units, "
                       f"{int((hidden > 0).sum())} active on this drawing (brighter = stronger)."))
-    columns = st.columns(2)
-    for i, (picture, caption) in enumerate(pictures_):
-        columns[i % 2].image(picture, caption=caption, width="stretch", output_format="PNG")
+    for pair in range(0, len(pictures_), 2):  # row by row: they read left to right, then down (stacked on a phone)
+        for column, (picture, caption) in zip(st.columns(2), pictures_[pair:pair + 2]):
+            column.image(picture, caption=caption, width="stretch", output_format="PNG")
     if kind == "Dense":
         top = np.argsort(hidden)[::-1][:8]
         st.markdown("**What the units that fired most look for**: each one's 784 input weights as a 28×28 "
@@ -158,7 +158,8 @@ def anatomy_table() -> None:
                                 "parameters": st.column_config.NumberColumn(format="localized"),
                                 "FLOPs": st.column_config.NumberColumn(format="localized")})
     st.markdown(f"**{anatomy.parameters:,} parameters · {anatomy.flops / 1e6:.2f} million FLOPs per image** "
-                "(a multiply-add counts 2, a bias add 1; also `python -m digitlab inspect MODEL`).")
+                "(a multiply-add counts 2, a bias add 1" + ("" if ui.limits().public else
+                                                           "; also `python -m digitlab inspect MODEL`") + ").")
 
 
 board(model_id)
