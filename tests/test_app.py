@@ -79,6 +79,14 @@ def test_home_shows_dataset_and_models(home):
     assert metrics["Best model's test accuracy"] == f"{catalog.load_card(chosen)['test_accuracy']:.2%}"
 
 
+@pytest.mark.parametrize("public", [False, True])
+def test_home_links_to_sweeps_only_where_they_run(home, monkeypatch, public):
+    if public:
+        monkeypatch.setenv("DIGITLAB_PUBLIC", "1")
+    labels = [link.proto.label for link in app().get("page_link")]
+    assert "Look inside a model" in labels and ("Search hyperparameters" in labels) is not public
+
+
 def test_results_of_a_shipped_model(home):
     at = app("views/results.py")
     metrics = {m.label: m.value for m in at.metric}

@@ -17,7 +17,8 @@ links.page_link("views/train.py", label="Train a model", icon=":material/model_t
 links.page_link("views/results.py", label="Study the results", icon=":material/insights:")
 links.page_link("views/compare.py", label="Compare runs", icon=":material/compare:")
 links.page_link("views/inside.py", label="Look inside a model", icon=":material/neurology:")
-links.page_link("views/sweep.py", label="Search hyperparameters", icon=":material/tune:")
+if not ui.limits().public:  # sweeps are off in the public demo: no link to a page that says so
+    links.page_link("views/sweep.py", label="Search hyperparameters", icon=":material/tune:")
 
 data = ui.mnist()
 numbers = ui.figures_row()
