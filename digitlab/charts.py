@@ -271,7 +271,7 @@ def roc_curves(roc: dict, auc: dict, *, corner: bool = False) -> go.Figure:
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
         fig.update_xaxes(title="false positive rate", range=[0, 1])
         fig.update_yaxes(title="true positive rate", range=[0, 1.01])
-    return _layout(fig, height=560, legend=dict(orientation="h", y=-0.18),
+    return _layout(fig, height=560, legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"),
                    margin=dict(l=10, r=10, t=48, b=10))  # the top of the curves clears the toolbar a phone always shows
 
 

@@ -84,6 +84,8 @@ def test_roc_curves_have_auc_in_legend(report):
     assert len(names) == 13 and names[-1] == "chance"
     assert names[0] == f"digit 0 (AUC {report.auc['0']:.4f})"
     assert names[11] == f"macro (AUC {report.auc['macro']:.4f})"
+    # Its 13 entries stack on a phone: placed in the figure's own height, they never reach the axis title.
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.yanchor == "bottom"
 
 
 def test_probability_bars_mark_the_predicted_digit():

@@ -56,7 +56,7 @@ st.plotly_chart(charts.roc_curves(report.roc, report.auc, corner=corner), key="r
 st.subheader("Per-digit precision, recall and F1")
 st.dataframe(pd.DataFrame({"digit": range(10), "precision": report.precision, "recall": report.recall,
                            "F1": report.f1, "test images": report.support}).style.format(
-    {"precision": "{:.4f}", "recall": "{:.4f}", "F1": "{:.4f}"}).background_gradient(
+    {"precision": "{:.4f}", "recall": "{:.4f}", "F1": "{:.4f}", "test images": "{:,}"}).background_gradient(
     subset=["F1"], cmap="RdYlGn", vmin=0.95, vmax=1.0), hide_index=True, placeholder=ui.MISSING)
 
 st.subheader("The most confident mistakes")
