@@ -40,7 +40,8 @@ def board(model_ids: dict) -> None:
         target = None
         if prepared is not None:
             st.subheader("Which pixels decided it")
-            target = st.segmented_control("Explain the score of digit", list(range(10)), key="target",
+            target = st.segmented_control("Explain the score of digit (none picked: each model's own answer)",
+                                          list(range(10)), key="target",
                                           help="Empty: each model's own prediction. Gradient × input: red pixels "
                                                "pushed the score up, blue ones pushed it down.")
 
