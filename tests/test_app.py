@@ -92,6 +92,8 @@ def test_results_of_a_shipped_model(home):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{catalog.load_card('cnn')['test_accuracy']:.2%}"
     assert len(at.get("plotly_chart")) == 2  # curves, ROC; the confusion matrix is a table a tap can pick cells of
+    notes = [c.value for c in at.caption if c.value.startswith("Training figures average each epoch")]
+    assert len(notes) == 1 and "label smoothing" not in notes[0]  # the shipped CNN trained without it
     mistakes = at.get("image")[0].proto.imgs  # the most confident mistakes, as pictures with captions
     assert len(mistakes) == 20 and re.fullmatch(r"\d→\d \(\d+%\)", mistakes[0].caption)
 

@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from digitlab import charts, jobs
-from views.ui import NO_TOOLBAR, count, plain, seconds, select, visitor
+from views.ui import NO_TOOLBAR, count, curves_note, plain, seconds, select, visitor
 
 PHASES = {"starting": "Starting: loading TensorFlow and the data", "testing": "Testing on the 10,000 test images",
           "saving": "Saving the model and its serving graph"}
@@ -50,6 +50,7 @@ def job_view(job_id: str) -> bool:
                                                    num_epochs=progress.get("num_epochs"),
                                                    label_smoothing=current.config.label_smoothing), key="live-curves",
                             config=NO_TOOLBAR)
+            st.caption(curves_note(current.config.label_smoothing))
         if started_active and not current.active:
             st.rerun()  # once, to stop polling and refresh the model lists
 

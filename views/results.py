@@ -26,10 +26,7 @@ numbers.metric("Mistakes", f"{len(report.mistakes)} of {len(report.y_true):,}", 
 st.subheader("Training curves")
 smoothing = next((e["label_smoothing"] for e in entries if e["id"] == model_id), 0.0)
 st.plotly_chart(charts.training_curves(ui.history(model_id), label_smoothing=smoothing), key="curves")
-if smoothing:
-    st.caption(f"This model trained with label smoothing {smoothing:g}: its training and validation loss compare its "
-               "answers with softened targets, so they stay well above 0 even for perfect answers; the test loss "
-               "above compares them with the true digits. The two do not compare.")
+st.caption(ui.curves_note(smoothing))
 
 st.subheader("Confusion matrix")
 normalize = st.toggle("Normalise rows (recall per digit)", key="normalize")

@@ -194,6 +194,19 @@ def history(model_id: str) -> dict:
     return _store().history(model_id)
 
 
+def curves_note(label_smoothing: float) -> str:
+    """What a run's training curves measure, under them: why training may trail validation, and why a smoothed
+    loss does not compare with a test loss."""
+    note = ("Training figures average each epoch's batches while the model was still learning, with dropout and any "
+            "augmentation on; validation is scored at the epoch's end on unaltered digits, so it is often the "
+            "higher of the two early on.")
+    if label_smoothing:
+        note += (f" This model trained with label smoothing {label_smoothing:g}: its training and validation loss "
+                 "compare its answers with softened targets, so they stay well above 0 even for perfect answers; "
+                 "a test loss compares them with the true digits. The two do not compare.")
+    return note
+
+
 def pick_model(label: str = "Model", *, kind: str | None = None, key: str = "model_id",
                entries: list[dict] | None = None) -> str | None:
     """A selectbox over every available model (of `kind` if given); remembers the choice for all pages.
