@@ -34,9 +34,11 @@ def samples_by_class(images: np.ndarray, labels: np.ndarray, *, per_class: int =
     fig = go.Figure(go.Heatmap(z=grid, colorscale="gray", showscale=False, hoverinfo="skip"))
     step = grid.shape[0] / 10
     fig.update_yaxes(autorange="reversed", scaleanchor="x", tickvals=[(d + 0.5) * step for d in range(10)],
-                     ticktext=_DIGITS, title="digit", showgrid=False)  # no lines running off the picture's sides
+                     ticktext=_DIGITS, title="digit", showgrid=False, zeroline=False, ticks="", constrain="domain")
+    # The axes hug the picture (constrain="domain"): the digits' names sit beside it, and no lines or tick marks run
+    # off its sides.
     fig.update_xaxes(showticklabels=False, title=f"first {per_class} training images of each digit", showgrid=False,
-                     zeroline=False)
+                     zeroline=False, ticks="", constrain="domain")
     return _layout(fig, height=420)
 
 

@@ -35,6 +35,8 @@ def test_samples_and_means_and_distribution_on_real_mnist(mnist):
     z = np.asarray(fig.data[0].z, dtype=float)
     np.testing.assert_array_equal(z[:28, :28], mnist.x_train[np.flatnonzero(mnist.y_train == 0)[0]])
     assert fig.layout.xaxis.showgrid is False and fig.layout.yaxis.showgrid is False  # no lines beside the picture
+    axes = (fig.layout.xaxis, fig.layout.yaxis)  # both hug the picture: names beside it, no stray tick marks
+    assert {a.constrain for a in axes} == {"domain"} and {a.ticks for a in axes} == {""}
     means = charts.mean_images(np.stack([mnist.x_test[mnist.y_test == d].mean(0) for d in range(10)]))
     mz = np.asarray(means.data[0].z, dtype=float)
     np.testing.assert_allclose(mz[:28, 30:58], mnist.x_test[mnist.y_test == 1].mean(0) / 255, atol=1e-5)
