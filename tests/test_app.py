@@ -54,6 +54,19 @@ def test_every_table_shows_a_dash_where_a_value_is_missing(home):
     assert len(tables) == 3 and {table.proto.placeholder for table in tables} == {ui.MISSING}  # not a grey "None"
 
 
+def test_wide_tables_keep_their_names_in_view_as_they_scroll_sideways(home):
+    import json
+
+    from digitlab.runs import RunStore
+
+    finished_run(RunStore(), "", 0.9)
+    pinned = {}
+    for page in ("views/home.py", "views/compare.py"):  # each page's first table: the models, the runs
+        table = visitor_session("", page).dataframe[0]
+        pinned[page] = [name for name, config in json.loads(table.proto.columns).items() if config.get("pinned")]
+    assert pinned == {"views/home.py": ["model"], "views/compare.py": ["run"]}
+
+
 def test_a_servers_first_page_run_skips_streamlits_slow_first_time_checks(home):
     """The first visitor of a fresh server waits for them: a REPL check (inspect.stack() over every loaded module,
     80 ms) and an emoji page icon's catalogue (70 ms). Run in a new process, as a server's first page run is."""

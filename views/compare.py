@@ -29,7 +29,7 @@ if runs:
     picked = st.dataframe(table.assign(**{c: table[c] * 100 for c in ("validation accuracy", "test accuracy")}),
                           hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs",
                           placeholder=ui.MISSING,
-                          column_config={"validation accuracy": percent, "test accuracy": percent,
+                          column_config={"run": ui.NAME_COLUMN, "validation accuracy": percent, "test accuracy": percent,
                                          "training time (s)": st.column_config.NumberColumn(format="%.0f"),
                                          "parameters": st.column_config.NumberColumn(format="localized"),
                                          "images": st.column_config.NumberColumn(format="localized")})

@@ -46,7 +46,7 @@ st.dataframe(pd.DataFrame([{
     "parameters": int(e["num_parameters"])} for e in entries]).assign(
     **{"validation accuracy": lambda t: t["validation accuracy"] * 100,
        "test accuracy": lambda t: t["test accuracy"] * 100}),
-    hide_index=True, key="models", placeholder=ui.MISSING, column_config={
+    hide_index=True, key="models", placeholder=ui.MISSING, column_config={"model": ui.NAME_COLUMN,
         "validation accuracy": st.column_config.NumberColumn(format="%.2f%%"),
         "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
         "parameters": st.column_config.NumberColumn(format="localized")})  # 329,962 as everywhere else

@@ -154,7 +154,7 @@ def anatomy_table() -> None:
                    "output shape": "×".join(map(str, layer.output_shape)), "parameters": layer.parameters,
                    "FLOPs": layer.flops} for layer in shown], hide_index=True, key="inside-anatomy",
                  placeholder=ui.MISSING, height="content",  # every layer at once: a model has a few dozen at most
-                 column_config={"type": st.column_config.TextColumn(width="medium"),
+                 column_config={"layer": ui.NAME_COLUMN, "type": st.column_config.TextColumn(width="medium"),
                                 "parameters": st.column_config.NumberColumn(format="localized"),
                                 "FLOPs": st.column_config.NumberColumn(format="localized")})
     st.markdown(f"**{anatomy.parameters:,} parameters · {anatomy.flops / 1e6:.2f} million FLOPs per image** "

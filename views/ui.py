@@ -20,6 +20,7 @@ from digitlab.data import load_mnist, overview
 
 NO_TOOLBAR = {"displayModeBar": False}  # Plotly config where a zoom toolbar gets in the way (pictures, small charts)
 MISSING = "—"  # a table cell without a value (st.dataframe's placeholder; Streamlit shows a grey "None")
+NAME_COLUMN = st.column_config.TextColumn(pinned=True)  # a wide table's names stay in view as it scrolls sideways
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
