@@ -28,11 +28,11 @@ if runs:
     percent = st.column_config.NumberColumn(format="%.2f%%")
     picked = st.dataframe(table.assign(**{c: table[c] * 100 for c in ("validation accuracy", "test accuracy")}),
                           hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs",
-                          placeholder=ui.MISSING,
-                          column_config={"run": ui.NAME_COLUMN, "validation accuracy": percent, "test accuracy": percent,
-                                         "training time (s)": st.column_config.NumberColumn(format="%.0f"),
-                                         "parameters": st.column_config.NumberColumn(format="localized"),
-                                         "images": st.column_config.NumberColumn(format="localized")})
+                          placeholder=ui.MISSING, column_config={
+                              "run": ui.NAME_COLUMN, "validation accuracy": percent, "test accuracy": percent,
+                              "training time (s)": st.column_config.NumberColumn(format="%.0f"),
+                              "parameters": st.column_config.NumberColumn(format="localized"),
+                              "images": st.column_config.NumberColumn(format="localized")})
     rows = picked.selection.rows or list(range(min(5, len(runs))))
     histories = {runs[i].name: store.history(runs[i].run_id) for i in rows}
     colours = {runs[i].name: charts.run_colour(len(runs) - 1 - i) for i in rows}  # runs: newest first
