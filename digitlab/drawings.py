@@ -3,6 +3,10 @@
 One file per drawing, `<home>/drawings/<owner>/<id>.npz`, holding the raw canvas as PNG bytes, the prepared 28×28
 input and the label; written atomically (temporary file, then rename). A whole set exports to one `.npz` file and
 imports back, read with `allow_pickle=False` and checked field by field.
+
+The public demo bounds its disk by the number of sets, and never by deleting a set its visitor can still open: a
+full demo keeps a new visitor's drawing out instead (so a script cannot push out everyone's sets by arriving as
+many new visitors), and a set goes only once no cookie can reach it (`expire_drawing_sets`).
 """
 
 from __future__ import annotations
@@ -36,11 +40,19 @@ class Drawing:
 
 
 class DrawingSet:
-    def __init__(self, owner: str = "local", *, folder: Path | None = None, max_drawings: int = 10_000):
+    """One visitor's drawings in `folder` (default <home>/drawings/<owner>).
+
+    max_sets, max_sets_per_network : a new set (its first drawing) is refused while the folder's parent holds that
+        many sets, or that many made from `network` (`identity.network_of`; "" counts no network). None: no bound.
+    """
+
+    def __init__(self, owner: str = "local", *, folder: Path | None = None, max_drawings: int = 10_000,
+                 network: str = "", max_sets: int | None = None, max_sets_per_network: int | None = None):
         if not _OWNER.match(owner):
             raise ValueError(f"owner must be 1-64 letters, digits, '-' or '_', got {owner[:80]!r}")
         self.folder = Path(folder or home_dir() / "drawings" / owner)
         self.max_drawings = max_drawings
+        self.network, self.max_sets, self.max_sets_per_network = network, max_sets, max_sets_per_network
 
     def add(self, raw: np.ndarray, label: int) -> Drawing:
         """Prepare `raw` (any image `prepare_image` takes), label it, store it. Raises ValueError/BlankImageError."""
@@ -145,13 +157,26 @@ class DrawingSet:
         if stored + count > self.max_drawings:
             raise ValueError(f"a drawing set holds at most {self.max_drawings} drawings and this one has {stored}; "
                              "export it, then remove some")
+        if self.folder.exists():
+            return
+        others = [p for p in self.folder.parent.iterdir() if p.is_dir()] if self.folder.parent.exists() else []
+        if self.max_sets is not None and len(others) >= self.max_sets:
+            raise ValueError(f"the demo keeps drawings for {self.max_sets} visitors and all of those places are "
+                             "taken; yours cannot be kept now, though both models still answer it. Try again in a "
+                             "few days, or run DigitLab on your own machine")
+        if self.network and self.max_sets_per_network is not None and sum(
+                _network_of_set(p) == self.network for p in others) >= self.max_sets_per_network:
+            raise ValueError(f"the demo keeps drawings for {self.max_sets_per_network} visitors from one network "
+                             "and yours has that many; yours cannot be kept now, though both models still answer it")
 
     def _write(self, drawing: Drawing) -> None:
         """Temporary file, then rename: a crash or a full disk leaves the old set, never half a drawing."""
         final = self.folder / f"{drawing.drawing_id}.npz"
         tmp = self.folder / f".{drawing.drawing_id}.{os.getpid()}.tmp.npz"
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            if not self.folder.exists():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                (self.folder / _NETWORK).write_text(self.network)
             np.savez(tmp, label=np.int64(drawing.label), image=drawing.image,
                      raw_png=np.frombuffer(drawing.raw_png, np.uint8), created=np.float64(drawing.created))
             os.link(tmp, final)  # unlike a rename, never replaces an existing drawing
@@ -165,16 +190,27 @@ class DrawingSet:
                                        "free some disk space and add it again") from None
 
 
-def evict_drawing_sets(*, keep: int, folder: Path | None = None) -> list[str]:
-    """Delete all but the `keep` most recently changed drawing sets (the public demo's bound); returns the owners."""
+def expire_drawing_sets(*, max_age: float, folder: Path | None = None) -> list[str]:
+    """Delete the drawing sets unchanged for `max_age` seconds (the demo: a visitor's cookie's lifetime, after which
+    nobody can open them); returns their owners."""
     import shutil  # noqa: PLC0415
 
     root = Path(folder or home_dir() / "drawings")
-    sets = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True) \
+    old = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < time.time() - max_age] \
         if root.exists() else []
-    for old in sets[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    return [p.name for p in sets[keep:]]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return sorted(p.name for p in old)
+
+
+_NETWORK = ".network"  # a set's file naming the network it was made from (keyed, see `identity.network_of`)
+
+
+def _network_of_set(folder: Path) -> str:
+    try:
+        return (folder / _NETWORK).read_text()
+    except OSError:
+        return ""
 
 
 def accuracy_on(predict, images: np.ndarray, labels: np.ndarray) -> float | None:

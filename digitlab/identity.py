@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import re
 import secrets
@@ -41,6 +42,20 @@ def verify(cookie: str | None, secret: bytes) -> str | None:
     if not _VISITOR.match(visitor) or not hmac.compare_digest(signature, _signature(visitor, secret)):
         return None
     return visitor
+
+
+def network_of(address: str | None, secret: bytes) -> str:
+    """The network a visitor connects from, for the caps a new cookie must not reset: 16 hex digits keyed with
+    `secret` (no address is kept), the same for every address of one IPv4 host or one IPv6 /64 (what a provider
+    gives one subscriber). "" when the address is unknown or not an IP address: a visitor on this machine, or a
+    server behind a proxy that Streamlit does not see through (then only the per-visitor caps hold)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return ""
+    if ip.version == 6:
+        ip = ip.ipv4_mapped or ipaddress.ip_network(f"{ip}/64", strict=False)
+    return hmac.new(secret, b"network " + str(ip).encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def load_secret(path: Path | None = None) -> bytes:

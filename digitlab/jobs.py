@@ -31,10 +31,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, preset TEXT NOT NULL, config TEXT NOT NULL,
     created REAL NOT NULL, started REAL, ended REAL, pid INTEGER, run_id TEXT, error TEXT, stopped TEXT,
     summary TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0, max_seconds REAL, max_running INTEGER NOT NULL,
-    max_runs_kept INTEGER);
+    max_runs_kept INTEGER, network TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, status);
 """
+_ADDED = {"network": "TEXT NOT NULL DEFAULT ''"}  # columns a jobs.db made before them gets on first use
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Job:
     max_seconds: float | None = None  # the wall-time cap it runs under (public demo)
     max_running: int = 1  # trainings at once on the host, when it was submitted
     max_runs_kept: int | None = None  # runs the store keeps (public demo)
+    network: str = ""  # the submitting visitor's network, keyed (`identity.network_of`); "" when unknown
     progress: dict | None = None  # the latest progress snapshot written by the worker
     queue_position: int | None = None  # 1 = next to start
     wait_seconds: float | None = None  # estimated wait before a queued job starts
@@ -80,12 +82,14 @@ def job_folder(job_id: str) -> Path:
 # Submitting, reading, cancelling
 # ---------------------------------------------------------------------------------------------------------------
 
-def submit_job(config: RunConfig, *, preset: str = "", owner: str = "", limits: Limits = LOCAL) -> Job:
+def submit_job(config: RunConfig, *, preset: str = "", owner: str = "", network: str = "",
+               limits: Limits = LOCAL) -> Job:
     """Queue a training job; the queue runner starts it when one of the host's `limits.max_running` slots is free.
 
     The caps are enforced here, on the server: a config over them, a visitor who already has
-    `limits.max_jobs_per_visitor` jobs queued or running, or a host with `limits.max_queued` jobs waiting gets a
-    ValueError saying what to do.
+    `limits.max_jobs_per_visitor` jobs queued or running, a network with `limits.max_jobs_per_network` (a script
+    that drops its cookie is a new visitor each time, never a new network), or a host with `limits.max_queued` jobs
+    waiting gets a ValueError saying what to do.
     """
     from .worker import ensure_runner  # noqa: PLC0415 - the runner module imports this one
 
@@ -98,15 +102,22 @@ def submit_job(config: RunConfig, *, preset: str = "", owner: str = "", limits: 
             if len(mine) >= limits.max_jobs_per_visitor:
                 raise ValueError(f"you already have a training queued or running (job {mine[-1][0]}); wait for it "
                                  "to finish or stop it, then start the next one")
+        if network and limits.max_jobs_per_network is not None:
+            near = db.execute("SELECT COUNT(*) FROM jobs WHERE network = ? AND status IN ('queued', 'running')",
+                              (network,)).fetchone()[0]
+            if near >= limits.max_jobs_per_network:
+                raise ValueError(f"{near} trainings from your network are already queued or running, the most the "
+                                 "public demo takes from one network so that others get their turn; start yours "
+                                 "when one of them has finished")
         if limits.max_queued is not None:
             waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
             if waiting >= limits.max_queued:
                 minutes = max(1, round(_wait_seconds(db, before=time.time() + 1) / 60))
                 raise ValueError(f"the demo is busy: {waiting} trainings are waiting for the host's "
                                  f"{limits.max_running} training slot(s). Try again in about {minutes} min.")
-        db.execute("INSERT INTO jobs (job_id, owner, status, preset, config, created, max_seconds, max_running, "
-                   "max_runs_kept) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                   (job_id, owner, preset, json.dumps(config.to_params()), time.time(), limits.max_seconds,
+        db.execute("INSERT INTO jobs (job_id, owner, network, status, preset, config, created, max_seconds, "
+                   "max_running, max_runs_kept) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                   (job_id, owner, network, preset, json.dumps(config.to_params()), time.time(), limits.max_seconds,
                     limits.max_running, limits.max_runs_kept))
     job_folder(job_id).mkdir(parents=True, exist_ok=True)
     ensure_runner()
@@ -215,6 +226,11 @@ def _transaction(*, write: bool = True):
     try:
         db.execute("PRAGMA journal_mode = WAL")
         db.executescript(_SCHEMA)
+        present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED.items():
+            if column not in present:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it just now
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield db

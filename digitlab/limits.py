@@ -31,9 +31,11 @@ class Limits:
     max_running: int = 1  # trainings at once on this host (2 cores: one trains at full speed)
     max_queued: int | None = None  # trainings waiting on the host; the next visitor is told the demo is busy
     max_jobs_per_visitor: int | None = None  # queued + running jobs one visitor may have
+    max_jobs_per_network: int | None = None  # ... and all visitors from one network (`identity.network_of`)
     max_runs_kept: int | None = None  # runs in the store; the oldest are deleted for good first (never shipped ones)
     max_drawings: int = 10_000  # per visitor
-    max_drawing_sets: int = 100_000  # visitors' sets kept; the least recently changed are deleted first
+    max_drawing_sets: int = 100_000  # visitors' sets kept; when full, a new visitor's set waits (none is deleted)
+    max_drawing_sets_per_network: int | None = None  # ... of which one network may hold
     uploads: bool = True  # importing files (drawing sets)
 
     def check(self, config: RunConfig) -> None:
@@ -87,7 +89,8 @@ class Limits:
 LOCAL = Limits()
 PUBLIC = Limits(public=True, max_epochs=5, max_train_images=20_000, max_parameters=500_000, batch_sizes=(32, 512),
                 max_memory=int(1.25 * GB), max_training_flops=5e12, max_seconds=180.0, max_running=1, max_queued=8,
-                max_jobs_per_visitor=1, max_runs_kept=200, max_drawings=100, max_drawing_sets=500, uploads=False)
+                max_jobs_per_visitor=1, max_jobs_per_network=3, max_runs_kept=200, max_drawings=100,
+                max_drawing_sets=500, max_drawing_sets_per_network=50, uploads=False)
 
 
 def current_limits(*, public: bool | None = None) -> Limits:

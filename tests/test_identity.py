@@ -32,3 +32,14 @@ def test_the_secret_is_made_once_and_readable_by_its_owner_only(tmp_path):
 def test_only_well_formed_ids_are_signed(tmp_path):
     with pytest.raises(ValueError, match="visitor must be 16 hex digits"):
         identity.sign("alice", identity.load_secret(tmp_path / "k"))
+
+
+def test_a_network_is_one_ipv4_host_or_one_ipv6_slash_64_keyed_and_unknown_is_empty():
+    secret, other = b"s" * 32, b"t" * 32
+    net = identity.network_of
+    assert net("203.0.113.5", secret) == net("::ffff:203.0.113.5", secret) != net("203.0.113.6", secret)
+    assert net("2001:db8::1", secret) == net("2001:db8::ffff:1", secret) != net("2001:db8:0:1::1", secret)
+    assert len(net("203.0.113.5", secret)) == 16  # 16 hex digits: the address itself is never kept
+    assert net("203.0.113.5", secret) != net("203.0.113.5", other)  # keyed with this server's secret
+    for unknown in (None, "", "localhost", "203.0.113.5, 198.51.100.7", "../etc"):
+        assert net(unknown, secret) == "", unknown

@@ -2,6 +2,8 @@
 
 import dataclasses
 import errno
+import os
+import sqlite3
 import time
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 
 from digitlab import jobs
 from digitlab.config import RunConfig, preset
-from digitlab.drawings import DrawingSet, evict_drawing_sets
+from digitlab.drawings import DrawingSet, expire_drawing_sets
 from digitlab.limits import LOCAL, PUBLIC, current_limits
 from digitlab.models import count_parameters
 from digitlab.runs import RunStore
@@ -100,15 +102,67 @@ def test_runs_are_private_to_their_owner_and_the_store_is_bounded(tracking_uri):
     assert len(store.list_runs()) == 2 and not oldest.exists()
 
 
-def test_drawing_sets_are_capped_and_old_sets_evicted(tmp_path, mnist):
+def test_drawing_sets_are_capped_and_a_full_demo_keeps_a_new_set_out_rather_than_delete_one(tmp_path, mnist):
     capped = DrawingSet("alice", folder=tmp_path / "alice", max_drawings=2)
     for digit in mnist.x_test[:2]:
         capped.add(canvas_of(digit), 7)
     with pytest.raises(ValueError, match="holds at most 2 drawings"):
         capped.add(canvas_of(mnist.x_test[2]), 7)
     DrawingSet("bob", folder=tmp_path / "bob").add(canvas_of(mnist.x_test[3]), 7)
-    assert evict_drawing_sets(keep=1, folder=tmp_path) == ["alice"]  # bob's set changed last
-    assert not (tmp_path / "alice").exists() and (tmp_path / "bob").exists()
+    # A script arriving as many new visitors once pushed out everyone's sets; now the newcomer waits.
+    with pytest.raises(ValueError, match="keeps drawings for 2 visitors and all of those places are taken"):
+        DrawingSet("carol", folder=tmp_path / "carol", max_sets=2).add(canvas_of(mnist.x_test[4]), 7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice", "bob"]
+    DrawingSet("bob", folder=tmp_path / "bob", max_sets=2).add(canvas_of(mnist.x_test[5]), 7)  # a kept set grows
+
+
+def test_one_network_holds_at_most_its_share_of_drawing_sets(tmp_path, mnist):
+    def new_set(owner, network):
+        DrawingSet(owner, folder=tmp_path / owner, network=network, max_sets=10, max_sets_per_network=2).add(
+            canvas_of(mnist.x_test[0]), 7)
+
+    new_set("dave", "0123456789abcdef")
+    new_set("erin", "0123456789abcdef")
+    with pytest.raises(ValueError, match="for 2 visitors from one network and yours has that many"):
+        new_set("frank", "0123456789abcdef")
+    new_set("grace", "fedcba9876543210")  # another network
+    new_set("heidi", "")  # no known network: only the demo's total bounds it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dave", "erin", "grace", "heidi"]
+
+
+def test_only_sets_no_cookie_can_reach_any_more_expire(tmp_path, mnist):
+    for owner in ("alice", "bob"):
+        DrawingSet(owner, folder=tmp_path / owner).add(canvas_of(mnist.x_test[0]), 7)
+    month = 30 * 24 * 3600
+    os.utime(tmp_path / "alice", (time.time() - month - 60,) * 2)  # last changed a month and a minute ago
+    assert expire_drawing_sets(max_age=month, folder=tmp_path) == ["alice"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bob"]
+
+
+def test_new_cookies_do_not_multiply_one_networks_trainings(home):
+    network, other = "0123456789abcdef", "fedcba9876543210"
+    submitted = [jobs.submit_job(SLOW, owner=f"visitor{i}", network=network, limits=PUBLIC) for i in range(3)]
+    with pytest.raises(ValueError, match="3 trainings from your network are already queued or running"):
+        jobs.submit_job(SLOW, owner="visitor3", network=network, limits=PUBLIC)
+    submitted.append(jobs.submit_job(SLOW, owner="visitor4", network=other, limits=PUBLIC))
+    assert [j.network for j in jobs.list_jobs()] == [other] + [network] * 3
+    for job in submitted:
+        jobs.cancel_job(job.job_id, owner=job.owner)
+    for job in submitted:
+        assert wait_for(job.job_id, lambda j: not j.active).status == "cancelled"
+    turn = jobs.submit_job(TINY, owner="visitor3", network=network, limits=PUBLIC)  # their turn has come
+    jobs.cancel_job(turn.job_id, owner="visitor3")
+    assert wait_for(turn.job_id, lambda j: not j.active).status == "cancelled"
+
+
+def test_a_jobs_database_from_before_networks_gets_the_column(home):
+    jobs.jobs_dir().mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(jobs.jobs_dir() / "jobs.db") as db:
+        db.executescript(jobs._SCHEMA.replace(", network TEXT NOT NULL DEFAULT ''", ""))
+        db.execute("INSERT INTO jobs (job_id, owner, status, preset, config, created, max_running) VALUES "
+                   "('20260101-120000-0123456789abcdef', 'alice', 'finished', '', ?, 0, 1)",
+                   (__import__("json").dumps(TINY.to_params()),))
+    assert [(j.owner, j.network) for j in jobs.list_jobs()] == [("alice", "")]
 
 
 def test_a_full_disk_while_saving_a_drawing_says_so_and_leaves_nothing_half_written(tmp_path, mnist, monkeypatch):

@@ -52,7 +52,8 @@ with st.expander("Settings for the next run", expanded=False) if running else st
     if st.button("Start training", type="primary", key="start", icon=":material/play_arrow:",
                  disabled=problem is not None or running):
         try:  # the caps are checked again on the server side, whatever the widgets allowed
-            st.session_state.job_id = jobs.submit_job(config, preset=preset, owner=visitor_id(), limits=limits).job_id
+            st.session_state.job_id = jobs.submit_job(config, preset=preset, owner=visitor_id(), network=ui.network(),
+                                                        limits=limits).job_id
             st.session_state.pop("eta", None)
             st.rerun()
         except ValueError as error:

@@ -104,6 +104,13 @@ def visitor() -> str | None:
     return visitor_id() if limits().public else None
 
 
+def network() -> str:
+    """The network this session connects from, keyed (`identity.network_of`): "" on this machine."""
+    from views.visitor import network_id
+
+    return network_id() if limits().public else ""
+
+
 def model_entries(*, wait: bool = True, start: bool = True) -> list[dict]:
     """The shipped models and the finished runs this session may see (only the shipped ones while the run store
     is still opening, with wait=False, or not yet asked for, with start=False)."""
@@ -118,12 +125,16 @@ def runs() -> list:
 
 def drawing_set():
     """This session's "my drawings" (private to the session in the public demo)."""
-    from digitlab.drawings import DrawingSet, evict_drawing_sets
+    from digitlab.drawings import DrawingSet, expire_drawing_sets
+    from digitlab.identity import MAX_AGE
 
-    if limits().public and not st.session_state.get("drawings_evicted"):  # bound the demo's disk, once a session
-        st.session_state.drawings_evicted = True
-        evict_drawing_sets(keep=limits().max_drawing_sets)
-    return DrawingSet(visitor() or "local", max_drawings=limits().max_drawings)
+    caps = limits()
+    if caps.public and not st.session_state.get("drawings_expired"):  # once a session
+        st.session_state.drawings_expired = True
+        expire_drawing_sets(max_age=MAX_AGE)  # sets whose visitor's cookie has expired: nobody can open them
+    return DrawingSet(visitor() or "local", max_drawings=caps.max_drawings, network=network(),
+                      max_sets=caps.max_drawing_sets if caps.public else None,
+                      max_sets_per_network=caps.max_drawing_sets_per_network)
 
 
 def drawing_scores(entries: list[dict], images: np.ndarray, labels: np.ndarray) -> list[dict]:

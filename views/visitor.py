@@ -39,6 +39,14 @@ def visitor_id() -> str:
     return st.session_state.owner
 
 
+def network_id() -> str:
+    """The network this session connects from, keyed: a new cookie does not make it new (see `identity.network_of`).
+    Streamlit gives the connection's address, or a trusted local proxy's X-Forwarded-For; "" when it has none."""
+    if "network" not in st.session_state:
+        st.session_state.network = identity.network_of(st.context.ip_address, _secret())
+    return st.session_state.network
+
+
 def keep_cookie() -> None:
     """Put a new visitor's id into their browser's cookie (call on every page run: it stays on the page for the
     session, so the browser sets the cookie whichever page it lands on first)."""
