@@ -26,6 +26,8 @@ pages = [
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/tune:"),  # says it is off in the public demo
 ]
+if ui.limits().public:  # a stranger's crafted request that fails inside Streamlit itself shows no traceback
+    st.set_option("client.showErrorDetails", "none")
 page = st.navigation(pages)
 keep_cookie()
 try:

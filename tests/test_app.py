@@ -289,3 +289,12 @@ def test_a_run_name_is_shown_as_written_never_as_markdown(home):
     at.switch_page("views/draw.py").run()
     label = next(p.proto.popover.label for p in at.get("popover"))
     assert name in shown(label) and "**bold**" not in label, label
+
+
+def test_a_table_selection_keeps_only_rows_and_cells_the_table_has():
+    from views import ui
+
+    assert ui.picked_rows([0, 7, "a", -1, True, 1.0, 1], 2) == [0, 1]  # Compare: a crafted row is dropped
+    assert ui.picked_cell([[3, "5"]], size=10) == (3, 5)
+    for crafted in ([], [[3, "x"]], [[1, "2"], [3, "4"]], [[99, "99"]], [[-1, "2"]], [[None, "1"]], "{{{", None):
+        assert ui.picked_cell(crafted, size=10) is None, crafted

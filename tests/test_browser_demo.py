@@ -1,11 +1,15 @@
 """The public demo in a real browser (DIGITLAB_PUBLIC=1): nothing from a link renders as markdown, and a visitor
 is one person across reloads and tabs of the same browser (a signed cookie)."""
 
+import asyncio
+import json
 import re
 
 import pytest
 from playwright.sync_api import expect
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+from benchmarks.streamlit_client import Session
 from tests.conftest import seed_home
 from tests.test_browser import assert_healthy, browser, running_app, wait_idle  # noqa: F401 - fixtures
 
@@ -67,3 +71,28 @@ def test_another_browser_is_another_visitor(demo, browser):  # noqa: F811
     wait_idle(page)
     assert page.get_by_text("Run: CNN").count() == 0  # the first visitor's run is not theirs to see
     stranger.close()
+
+
+def test_a_crafted_table_selection_shows_no_failure_and_no_traceback(demo):
+    """Selections a browser never sends, straight over Streamlit's websocket: a cell named by text, two cells, a
+    cell off the matrix, a selection that is not JSON. Each is ignored (or, inside Streamlit itself, shown without
+    a traceback): the page never fails, and nothing shows the server's files."""
+    crafted = [{"selection": {"rows": [], "columns": [], "cells": cells}}
+               for cells in ([[3, "x"]], [[1, "2"], [3, "4"]], [[99, "99"]], [[-1, "-1"]])]
+
+    async def craft():
+        session = Session(demo)
+        await session.open("results")
+        confusion = session.widgets["confusion"][0]
+        shown = []
+        for value in [json.dumps(c) for c in crafted] + ["{{{"]:
+            reply = await session.rerun([WidgetState(id=confusion, string_value=value)])
+            shown.append([(kind, getattr(element, "body", "") or f"{element.type} {element.message} "
+                           f"{' '.join(element.stack_trace)}") for _, kind, element in reply.elements()
+                          if kind in ("alert", "exception")])
+        await session.close()
+        return shown
+
+    shown = asyncio.run(craft())
+    assert shown[:4] == [[]] * 4  # ignored: no message at all
+    assert all("problem it did not expect" not in text and ".py" not in text for _, text in shown[4]), shown[4]

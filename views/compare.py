@@ -33,7 +33,7 @@ if runs:
                               "training time (s)": st.column_config.NumberColumn(format="%.0f"),
                               "parameters": st.column_config.NumberColumn(format="localized"),
                               "images": st.column_config.NumberColumn(format="localized")})
-    rows = picked.selection.rows or list(range(min(5, len(runs))))
+    rows = ui.picked_rows(picked.selection.rows, len(runs)) or list(range(min(5, len(runs))))
     histories = {runs[i].name: store.history(runs[i].run_id) for i in rows}
     colours = {runs[i].name: charts.run_colour(len(runs) - 1 - i) for i in rows}  # runs: newest first
     metric = st.radio("Curve", ["val_accuracy", "val_loss", "accuracy", "loss"], horizontal=True, key="metric",

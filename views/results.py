@@ -34,9 +34,9 @@ st.caption("Rows: the true digit; columns: the digit predicted. Click or tap a c
 picked = st.dataframe(charts.confusion_table(report.confusion, normalize=normalize), key="confusion",
                       on_select="rerun", selection_mode="single-cell", placeholder=ui.MISSING, width="content",
                       column_config={str(d): st.column_config.Column(width=CELL_WIDTH) for d in range(10)})
-cells = picked.selection.cells if picked and picked.selection else []
-if cells:
-    (true, pred), = [(int(row), int(column)) for row, column in cells]
+cell = ui.picked_cell(picked.selection.cells if picked and picked.selection else [], size=10)
+if cell:
+    true, pred = cell
     idx = np.flatnonzero((report.y_true == true) & (report.y_pred == pred))
     idx = idx[np.argsort(-report.confidence[idx])][:30]
     count = int(report.confusion[true, pred])

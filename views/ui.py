@@ -260,6 +260,23 @@ def figures_row():
     return st.container(horizontal=True, gap="medium")
 
 
+def picked_rows(selection, count: int) -> list[int]:
+    """The rows of a table of `count` a selection picked (a dataframe's `.selection.rows`), dropping anything a
+    crafted request might send instead: not an integer, or not a row."""
+    return [i for i in selection if type(i) is int and 0 <= i < count]
+
+
+def picked_cell(cells, *, size: int) -> tuple[int, int] | None:
+    """(row, column) of the one cell a single-cell selection picked in a `size` × `size` table whose columns are
+    named "0", "1", …; None for no pick, or anything a crafted request might send instead."""
+    try:
+        (row, column), = cells
+        row, column = int(row), int(column)
+    except (TypeError, ValueError):
+        return None
+    return (row, column) if 0 <= row < size and 0 <= column < size else None
+
+
 def digit_gallery(images: np.ndarray, captions: list[str]) -> None:
     """Digits (n, 28, 28), uint8 or float in [0, 1], side by side with a caption under each, wrapping to the page's
     width: 7 to a row on a laptop, 3 on a phone, each at 84 px (3 screen pixels per pixel)."""
