@@ -144,6 +144,10 @@ def test_the_public_form_starts_inside_the_caps_and_clamps_links_with_a_note(hom
     jobs.cancel_job(linked.session_state.job_id)
     linked.switch_page("views/draw.py").run()
     assert_healthy(linked) and not linked.get("file_uploader")
+    beyond = from_link({"model": "cnn", "num_epochs": "999", "batch_size": "0"})  # past RunConfig's own ranges too
+    notes = " ".join(shown(w.value) for w in beyond.warning)
+    assert "Epochs 999 → 5 (the public demo range is 1–5)" in notes and "Batch size 0 → 32" in notes, notes
+    assert "1 to 200" not in notes and beyond.slider(key="form-num_epochs").value == 5
 
 
 def test_the_augmentation_preview_shows_training_copies_and_redraws(home):

@@ -8,6 +8,8 @@ wrong, what is allowed) is shown with Start disabled: nothing is ignored silentl
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from digitlab import config as cfg
@@ -41,7 +43,9 @@ def load_form() -> list[str]:
                 cfg.RunConfig.from_params({**values, name: url[name]})
                 values[name] = url[name]
             except ValueError as error:
-                notes.append(str(error))
+                capped, changes = _capped(name, url[name])
+                values[name] = capped if changes else values[name]
+                notes.extend(changes or [str(error)])
     _set_form(values, preset=preset, notes=notes)
     return notes
 
@@ -68,6 +72,16 @@ def capped_preset(config: cfg.RunConfig, preset: str) -> list[str]:
     capped, changes = _clamp(cfg.preset(preset, model=config.model).to_params())
     unseeded = [{k: v for k, v in params.items() if k != "seed"} for params in (capped, config.to_params())]
     return changes if changes and unseeded[0] == unseeded[1] else []
+
+
+def _capped(name: str, text: str) -> tuple[int | None, list[str]]:
+    """A link's whole number beyond a field's own range, brought within the public demo's caps when they bound that
+    field, with the note saying so (as for a value within the range but over a cap): (value, [note]), else
+    (None, [])."""
+    if not limits().public or not re.fullmatch(r"-?[0-9]{1,12}", text.strip()):
+        return None, []
+    capped, changes = limits().clamp({name: int(text)})
+    return capped[name], changes
 
 
 def _clamp(values: dict) -> tuple[dict, list[str]]:
