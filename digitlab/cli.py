@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="no per-trial lines on stderr")
 
     r = sub.add_parser("runs", help="list tracked runs, newest first")
-    r.add_argument("--limit", type=int, default=50)
+    r.add_argument("--limit", type=_whole_number(1, 50_000), default=50, help="runs to list, 1-50,000 (default 50)")
     r.add_argument("--json", action="store_true")
 
     i = sub.add_parser("inspect", help="a model's layers: type, output shape, parameters, FLOPs, and totals")
@@ -163,7 +164,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .preprocessing import BlankImageError, load_image_file, prepare_image  # noqa: PLC0415
+    from .preprocessing import BlankImageError, ImageTooLargeError, load_image_file, prepare_image  # noqa: PLC0415
 
     # Read every image first, so bad input is reported before the model (and TensorFlow) loads.
     prepared, failed = {}, False
@@ -174,6 +175,8 @@ def cmd_predict(args) -> int:
             failed = _report_bad_image(args, name, "no such file")
         except BlankImageError:
             failed = _report_bad_image(args, name, "no digit found (blank or too faint image)")
+        except ImageTooLargeError as error:
+            failed = _report_bad_image(args, name, str(error))
         except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError
             failed = _report_bad_image(args, name, f"not a readable image ({_short(error)}); use PNG or JPEG")
     if prepared:
@@ -242,18 +245,13 @@ def cmd_runs(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from . import modelfiles  # noqa: PLC0415
     from .anatomy import load_anatomy  # noqa: PLC0415
 
-    if modelfiles.is_model_id(args.model):
-        path = modelfiles.model_file(args.model)
-    elif not args.model.endswith(".keras"):
-        raise UsageError(f"{args.model}: give a .keras file, a shipped model (ann, cnn) or a run id (see "
-                         "`python -m digitlab runs`)")
-    elif not Path(args.model).is_file():
+    path = _model_path(args.model)
+    if path.suffix != ".keras":
+        raise UsageError(f"{args.model}: {_NOT_A_MODEL}")
+    if not path.is_file():
         raise UsageError(f"{args.model}: no such model file. Check the path, or use a shipped id: ann, cnn.")
-    else:
-        path = Path(args.model)
     anatomy = load_anatomy(path)
     if args.json:
         print(json.dumps(anatomy.to_dict()))
@@ -272,14 +270,39 @@ def cmd_inspect(args) -> int:
 # Helpers
 # ---------------------------------------------------------------------------------------------------------------
 
-def _load_model(name: str):
-    """A .keras path, a shipped id (ann, cnn) or a run id → a Keras model (safe mode, never .h5)."""
-    _quiet_tensorflow_import()
+_NOT_A_MODEL = "give a .keras file, a shipped model (ann, cnn) or a run id (see `python -m digitlab runs`)"
+
+
+def _model_path(name: str) -> Path:
+    """A .keras path, a shipped id (ann, cnn) or a run id → its model file. A name without a suffix that is no
+    model's id is a UsageError (another suffix is left to `modelfiles.load_model_file`, which says why not)."""
     from . import modelfiles  # noqa: PLC0415
 
     if modelfiles.is_model_id(name):
-        return modelfiles.load_model(name)
-    return modelfiles.load_model_file(Path(name))
+        return modelfiles.model_file(name)
+    if not Path(name).suffix:
+        raise UsageError(f"{name}: {_NOT_A_MODEL}")
+    return Path(name)
+
+
+def _load_model(name: str):
+    """A .keras path, a shipped id (ann, cnn) or a run id → a Keras model (safe mode, never .h5)."""
+    from . import modelfiles  # noqa: PLC0415
+
+    path = _model_path(name)
+    _quiet_tensorflow_import()
+    return modelfiles.load_model_file(path)
+
+
+def _whole_number(low: int, high: int):
+    """argparse type: a whole number from `low` to `high`, else a message saying so."""
+    def parse(text):
+        if not re.fullmatch(r"[+-]?[0-9]{1,20}", text.strip()) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}, got {text[:40]!r}")
+        return int(text)
+
+    parse.__name__ = "whole number"
+    return parse
 
 
 def _report_bad_image(args, name, why) -> bool:

@@ -213,9 +213,27 @@ def _border_median(image: np.ndarray, values: np.ndarray | None) -> float:
     return np.median(border if values is None else values[border])
 
 
+MAX_FILE_PIXELS = 50_000_000  # an image file read for a prediction: a 50-megapixel photo decodes to 200 MB
+
+
+class ImageTooLargeError(ValueError):
+    """An image file with more pixels than `MAX_FILE_PIXELS`."""
+
+
 def load_image_file(path) -> np.ndarray:
-    """Read a PNG/JPEG (any size, any mode) as a uint8 array for `prepare_image`."""
-    with Image.open(path) as img:
+    """Read a PNG/JPEG (any mode, up to `MAX_FILE_PIXELS`) as a uint8 array for `prepare_image`.
+
+    Raises ImageTooLargeError before decoding a larger one (its size is read from the header)."""
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError:  # PIL's own refusal, past 179 megapixels
+        raise ImageTooLargeError(f"it has more than {MAX_FILE_PIXELS // 1_000_000} megapixels; shrink it (a digit "
+                                 "needs a few hundred pixels a side)") from None
+    with img:
+        if img.width * img.height > MAX_FILE_PIXELS:
+            raise ImageTooLargeError(f"it is {img.width:,}×{img.height:,} pixels, more than "
+                                     f"{MAX_FILE_PIXELS // 1_000_000} megapixels; shrink it (a digit needs a few "
+                                     "hundred pixels a side)")
         img.load()
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             return np.asarray(img.convert("RGBA"))

@@ -37,6 +37,11 @@ def run_cli(*args, env=None):
     (["evaluate", "nothing-here.keras"], "no such model file"),
     (["evaluate", "0123456789abcdef0123456789abcdef"], "0123456789abcdef0123456789abcdef"),
     (["predict", "cnn", "/no/such/image.png"], "/no/such/image.png: no such file"),
+    (["evaluate", "nosuch"], "nosuch: give a .keras file, a shipped model (ann, cnn) or a run id"),  # not "no suffix"
+    (["evaluate", "../../etc/passwd"], "../../etc/passwd: give a .keras file"),  # named in full
+    (["inspect", "model.h5"], "model.h5: give a .keras file"),
+    (["runs", "--limit", "0"], "argument --limit: must be a whole number from 1 to 50,000, got '0'"),  # not MLflow's
+    (["runs", "--limit", "99999999999999999999"], "must be a whole number from 1 to 50,000"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: command"),
 ])
@@ -61,6 +66,17 @@ def test_blank_and_unreadable_images_exit_2(tmp_path, capsys, mnist):
     assert lines[1]["digit"] is None and "not a readable image" in lines[1]["error"]
     assert lines[2]["digit"] == 7  # the good image is still answered
     assert "Traceback" not in err
+
+
+def test_an_image_past_50_megapixels_is_refused_from_its_header_never_decoded(tmp_path, capsys, mnist):
+    Image.new("L", (8000, 6400)).save(tmp_path / "huge.png")  # 51.2 megapixels, a few kB of PNG
+    Image.fromarray(mnist.x_test[0]).save(tmp_path / "seven.png")
+    assert main(["predict", "cnn", str(tmp_path / "huge.png"), str(tmp_path / "seven.png"), "--json"]) == 2
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["error"] == ("it is 8,000×6,400 pixels, more than 50 megapixels; shrink it (a digit needs a few "
+                                 "hundred pixels a side)")
+    assert lines[1]["digit"] == 7 and "Traceback" not in err
 
 
 def test_predict_contract_on_real_digits(tmp_path, mnist):
