@@ -31,11 +31,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, preset TEXT NOT NULL, config TEXT NOT NULL,
     created REAL NOT NULL, started REAL, ended REAL, pid INTEGER, run_id TEXT, error TEXT, stopped TEXT,
     summary TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0, max_seconds REAL, max_running INTEGER NOT NULL,
-    max_runs_kept INTEGER, network TEXT NOT NULL DEFAULT '');
+    max_runs_kept INTEGER, network TEXT NOT NULL DEFAULT '', max_runs_per_network INTEGER);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, status);
 """
-_ADDED = {"network": "TEXT NOT NULL DEFAULT ''"}  # columns a jobs.db made before them gets on first use
+# Columns a jobs.db made before them gets on first use.
+_ADDED = {"network": "TEXT NOT NULL DEFAULT ''", "max_runs_per_network": "INTEGER"}
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Job:
     max_running: int = 1  # trainings at once on the host, when it was submitted
     max_runs_kept: int | None = None  # runs the store keeps (public demo)
     network: str = ""  # the submitting visitor's network, keyed (`identity.network_of`); "" when unknown
+    max_runs_per_network: int | None = None  # ... of which one network's may be (public demo)
     progress: dict | None = None  # the latest progress snapshot written by the worker
     queue_position: int | None = None  # 1 = next to start
     wait_seconds: float | None = None  # estimated wait before a queued job starts
@@ -116,9 +118,9 @@ def submit_job(config: RunConfig, *, preset: str = "", owner: str = "", network:
                 raise ValueError(f"the demo is busy: {waiting} trainings are waiting for the host's "
                                  f"{limits.max_running} training slot(s). Try again in about {minutes} min.")
         db.execute("INSERT INTO jobs (job_id, owner, network, status, preset, config, created, max_seconds, "
-                   "max_running, max_runs_kept) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                   "max_running, max_runs_kept, max_runs_per_network) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
                    (job_id, owner, network, preset, json.dumps(config.to_params()), time.time(), limits.max_seconds,
-                    limits.max_running, limits.max_runs_kept))
+                    limits.max_running, limits.max_runs_kept, limits.max_runs_per_network))
     job_folder(job_id).mkdir(parents=True, exist_ok=True)
     ensure_runner()
     return get_job(job_id)

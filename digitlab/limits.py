@@ -33,6 +33,7 @@ class Limits:
     max_jobs_per_visitor: int | None = None  # queued + running jobs one visitor may have
     max_jobs_per_network: int | None = None  # ... and all visitors from one network (`identity.network_of`)
     max_runs_kept: int | None = None  # runs in the store; the oldest are deleted for good first (never shipped ones)
+    max_runs_per_network: int | None = None  # ... of which one network's: its own oldest go first past it
     max_drawings: int = 10_000  # per visitor
     max_drawing_sets: int = 100_000  # visitors' sets kept; when full, a new visitor's set waits (none is deleted)
     max_drawing_sets_per_network: int | None = None  # ... of which one network may hold
@@ -89,7 +90,8 @@ class Limits:
 LOCAL = Limits()
 PUBLIC = Limits(public=True, max_epochs=5, max_train_images=20_000, max_parameters=500_000, batch_sizes=(32, 512),
                 max_memory=int(1.25 * GB), max_training_flops=5e12, max_seconds=180.0, max_running=1, max_queued=8,
-                max_jobs_per_visitor=1, max_jobs_per_network=3, max_runs_kept=200, max_drawings=100,
+                max_jobs_per_visitor=1, max_jobs_per_network=3, max_runs_kept=200, max_runs_per_network=50,
+                max_drawings=100,
                 max_drawing_sets=500, max_drawing_sets_per_network=50, uploads=False)
 
 

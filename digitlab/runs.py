@@ -8,6 +8,7 @@ FINISHED). A run whose process died stays RUNNING in MLflow; `RunStore.recover` 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import json
@@ -147,15 +148,24 @@ class RunStore:
                                        order_by=["attributes.start_time DESC"])
         return [_summary(run) for run in runs]
 
-    def evict(self, *, keep: int) -> list[str]:
-        """Delete for good all but the newest `keep` finished or failed runs (rows and artifacts); returns their ids.
+    def evict(self, *, keep: int, per_network: int | None = None) -> list[str]:
+        """Delete for good all but the newest `keep` finished or failed runs (rows and artifacts), and first all but
+        the newest `per_network` of each network's (tag `digitlab.network`); returns their ids.
 
-        Bounds the store of a public demo. Shipped models are files in models/, not runs: never touched.
+        Bounds the store of a public demo, so that one network's many runs push out its own oldest, not everyone's.
+        Shipped models are files in models/, not runs: never touched.
         """
-        done = [run for run in self.list_runs(max_results=50_000) if run.status != "RUNNING"]
-        for run in done[keep:]:
-            self.purge(run.run_id)
-        return [run.run_id for run in done[keep:]]
+        done = [run for run in self.list_runs(max_results=50_000) if run.status != "RUNNING"]  # newest first
+        seen, crowded, rest = collections.Counter(), [], []
+        for run in done:
+            network = run.tags.get("digitlab.network", "")
+            seen[network] += 1
+            past_share = network and per_network is not None and seen[network] > per_network
+            (crowded if past_share else rest).append(run.run_id)
+        gone = crowded + rest[keep:]
+        for run_id in gone:
+            self.purge(run_id)
+        return gone
 
     def purge(self, run_id: str) -> None:
         """Delete a run for good: its artifacts, then its rows (params, metrics, tags, the run).

@@ -141,7 +141,8 @@ def run_job(job_id: str) -> None:
 
         outcome = run_training(job.config, preset=job.preset, on_progress=report.progress, on_phase=report.phase,
                                should_stop=should_stop,
-                               tags={"digitlab.job": job_id, "digitlab.owner": job.owner})
+                               tags={"digitlab.job": job_id, "digitlab.owner": job.owner,
+                                     **({"digitlab.network": job.network} if job.network else {})})
         stopped = outcome.result.stopped
         update = dict(status="cancelled" if stopped == "cancelled" else "finished", run_id=outcome.run_id,
                       stopped=stopped, summary=outcome.summary())
@@ -153,16 +154,16 @@ def run_job(job_id: str) -> None:
         update_job(job_id, ended=time.time(), **(update or dict(status="failed",
                                                                 error="the worker stopped before finishing")))
         if job.max_runs_kept is not None and update.get("run_id"):
-            _bound_the_store(job.max_runs_kept)
+            _bound_the_store(job.max_runs_kept, per_network=job.max_runs_per_network)
 
 
-def _bound_the_store(keep: int) -> None:
+def _bound_the_store(keep: int, *, per_network: int | None) -> None:
     """The public demo: delete the oldest runs for good, and the jobs that made them."""
     from .runs import RunStore  # noqa: PLC0415
 
     with contextlib.suppress(Exception):  # a failed eviction must not fail the finished run
         store = RunStore()
-        store.evict(keep=keep)
+        store.evict(keep=keep, per_network=per_network)
         prune_jobs(keep_run_ids={run.run_id for run in store.list_runs(max_results=keep + 50)})
 
 

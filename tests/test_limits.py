@@ -102,6 +102,22 @@ def test_runs_are_private_to_their_owner_and_the_store_is_bounded(tracking_uri):
     assert len(store.list_runs()) == 2 and not oldest.exists()
 
 
+def test_one_networks_many_runs_push_out_its_own_oldest_not_everyones(tracking_uri):
+    store = RunStore()
+    made = []
+    for owner, network in (("alice", ""), ("bob", "0123456789abcdef"), ("mallory1", "fedcba9876543210"),
+                           ("mallory2", "fedcba9876543210"), ("mallory3", "fedcba9876543210")):
+        run_id = store.start_run(TINY, tags={"digitlab.owner": owner, **({"digitlab.network": network} if network
+                                                                         else {})})
+        store.fail_run(run_id, "failed")
+        made.append(run_id)
+        time.sleep(0.01)
+    alice, bob, *mallory = made
+    assert store.evict(keep=4, per_network=2) == [mallory[0]]  # mallory's network holds 2; alice and bob stay
+    assert store.evict(keep=2, per_network=2) == [bob, alice]  # then the oldest of everyone's, past the bound
+    assert {run.run_id for run in store.list_runs()} == set(mallory[1:])
+
+
 def test_drawing_sets_are_capped_and_a_full_demo_keeps_a_new_set_out_rather_than_delete_one(tmp_path, mnist):
     capped = DrawingSet("alice", folder=tmp_path / "alice", max_drawings=2)
     for digit in mnist.x_test[:2]:
@@ -158,11 +174,11 @@ def test_new_cookies_do_not_multiply_one_networks_trainings(home):
 def test_a_jobs_database_from_before_networks_gets_the_column(home):
     jobs.jobs_dir().mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(jobs.jobs_dir() / "jobs.db") as db:
-        db.executescript(jobs._SCHEMA.replace(", network TEXT NOT NULL DEFAULT ''", ""))
+        db.executescript(jobs._SCHEMA.replace(", network TEXT NOT NULL DEFAULT '', max_runs_per_network INTEGER", ""))
         db.execute("INSERT INTO jobs (job_id, owner, status, preset, config, created, max_running) VALUES "
                    "('20260101-120000-0123456789abcdef', 'alice', 'finished', '', ?, 0, 1)",
                    (__import__("json").dumps(TINY.to_params()),))
-    assert [(j.owner, j.network) for j in jobs.list_jobs()] == [("alice", "")]
+    assert [(j.owner, j.network, j.max_runs_per_network) for j in jobs.list_jobs()] == [("alice", "", None)]
 
 
 def test_a_full_disk_while_saving_a_drawing_says_so_and_leaves_nothing_half_written(tmp_path, mnist, monkeypatch):
