@@ -246,19 +246,28 @@ def write_model_embedding(model_id: str, *, store=None) -> Embedding:
 # Made on first use, in a separate process: `python -m digitlab.embedding MODEL_ID`
 # ---------------------------------------------------------------------------------------------------------------
 
-def start_making(model_id: str) -> None:
-    """Start `python -m digitlab.embedding MODEL_ID` in the background unless one is already making it.
+def start_making(model_id: str, *, at_most: int | None = None) -> bool:
+    """Start `python -m digitlab.embedding MODEL_ID` in the background unless one is already making it; True when
+    one is at it, False while `at_most` makers of other models are (the public demo: one at a time, each holding
+    a few hundred MB; call again later).
 
     Its log (the last line says why, when it fails) is <home>/embeddings/<id>.log.
     """
+    import fcntl  # noqa: PLC0415
+
     folder = home_dir() / "embeddings"
     folder.mkdir(parents=True, exist_ok=True)
-    if making(model_id):
-        return
-    with open(folder / f"{model_id}.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "digitlab.embedding", model_id], cwd=PROJECT_DIR,
-                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-    (folder / f"{model_id}.pid").write_text(f"{process.pid} {time.time()}")
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two visitors' sessions at once start one maker, not two
+        if making(model_id):
+            return True
+        if at_most is not None and sum(making(pid.stem) for pid in folder.glob("*.pid")) >= at_most:
+            return False
+        with open(folder / f"{model_id}.log", "wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "digitlab.embedding", model_id], cwd=PROJECT_DIR,
+                                       stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        (folder / f"{model_id}.pid").write_text(f"{process.pid} {time.time()}")
+    return True
 
 
 def making(model_id: str) -> bool:

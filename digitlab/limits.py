@@ -38,6 +38,7 @@ class Limits:
     max_drawing_sets: int = 100_000  # visitors' sets kept; when full, a new visitor's set waits (none is deleted)
     max_drawing_sets_per_network: int | None = None  # ... of which one network may hold
     uploads: bool = True  # importing files (drawing sets)
+    max_map_makers: int | None = None  # models' maps (Inside the model) made at once, each a process of ~0.3 GB
 
     def check(self, config: RunConfig) -> None:
         """Raise ValueError naming the first cap `config` exceeds, the value, and what to change."""
@@ -92,7 +93,8 @@ PUBLIC = Limits(public=True, max_epochs=5, max_train_images=20_000, max_paramete
                 max_memory=int(1.25 * GB), max_training_flops=5e12, max_seconds=180.0, max_running=1, max_queued=8,
                 max_jobs_per_visitor=1, max_jobs_per_network=3, max_runs_kept=200, max_runs_per_network=50,
                 max_drawings=100,
-                max_drawing_sets=500, max_drawing_sets_per_network=50, uploads=False)
+                max_drawing_sets=500, max_drawing_sets_per_network=50, uploads=False,
+                max_map_makers=1)
 
 
 def current_limits(*, public: bool | None = None) -> Limits:

@@ -137,11 +137,15 @@ def wait_for_map(method: str) -> None:
     if why:
         st.error(ui.plain(f"This model's map could not be made: {why}"), icon=":material/error:")
         if st.button("Try again", key="inside-map-retry"):
-            maps.start_making(model_id)
+            maps.start_making(model_id, at_most=ui.limits().max_map_makers)
         return
-    maps.start_making(model_id)  # unless one is already at it
-    st.info("Making this model's map: its last hidden layer for 5,000 test digits, then t-SNE (about a minute, "
-            "once)." + (" PCA is shown meanwhile." if made is not None else ""), icon=":material/hourglass_top:")
+    meanwhile = " PCA is shown meanwhile." if made is not None else ""
+    if maps.start_making(model_id, at_most=ui.limits().max_map_makers):  # unless one is already at it
+        st.info("Making this model's map: its last hidden layer for 5,000 test digits, then t-SNE (about a minute, "
+                f"once).{meanwhile}", icon=":material/hourglass_top:")
+    else:
+        st.info("This model's map is next: the demo makes one model's map at a time, and another's is being made "
+                f"(about a minute each).{meanwhile}", icon=":material/hourglass_top:")
 
 
 def anatomy_table() -> None:
