@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -297,9 +296,13 @@ def _load_model(name: str):
 def _whole_number(low: int, high: int):
     """argparse type: a whole number from `low` to `high`, else a message saying so."""
     def parse(text):
-        if not re.fullmatch(r"[+-]?[0-9]{1,20}", text.strip()) or not low <= int(text) <= high:
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
             raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}, got {text[:40]!r}")
-        return int(text)
+        return number
 
     parse.__name__ = "whole number"
     return parse

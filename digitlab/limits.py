@@ -92,8 +92,7 @@ LOCAL = Limits()
 PUBLIC = Limits(public=True, max_epochs=5, max_train_images=20_000, max_parameters=500_000, batch_sizes=(32, 512),
                 max_memory=int(1.25 * GB), max_training_flops=5e12, max_seconds=180.0, max_running=1, max_queued=8,
                 max_jobs_per_visitor=1, max_jobs_per_network=3, max_runs_kept=200, max_runs_per_network=50,
-                max_drawings=100,
-                max_drawing_sets=500, max_drawing_sets_per_network=50, uploads=False,
+                max_drawings=100, max_drawing_sets=500, max_drawing_sets_per_network=50, uploads=False,
                 max_map_makers=1)
 
 

@@ -8,8 +8,6 @@ wrong, what is allowed) is shown with Start disabled: nothing is ignored silentl
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from digitlab import config as cfg
@@ -78,10 +76,12 @@ def _capped(name: str, text: str) -> tuple[int | None, list[str]]:
     """A link's whole number beyond a field's own range, brought within the public demo's caps when they bound that
     field, with the note saying so (as for a value within the range but over a cap): (value, [note]), else
     (None, [])."""
-    if not limits().public or not re.fullmatch(r"-?[0-9]{1,12}", text.strip()):
+    try:
+        number = int(text)
+    except ValueError:
         return None, []
-    capped, changes = limits().clamp({name: int(text)})
-    return capped[name], changes
+    capped, changes = limits().clamp({name: number}) if limits().public else ({}, [])
+    return capped.get(name), changes
 
 
 def _clamp(values: dict) -> tuple[dict, list[str]]:
